@@ -1,0 +1,91 @@
+//! The Environment Abstraction Layer: init from arguments, cleanup on drop.
+
+use super::{check, DpdkError};
+use std::ffi::{c_char, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static INITIALISED: AtomicBool = AtomicBool::new(false);
+
+/// A DPDK logical core id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LcoreId(pub u32);
+
+/// The initialised EAL. Dropping it calls `rte_eal_cleanup`; DPDK cannot be
+/// initialised again in the same process afterwards.
+#[derive(Debug)]
+pub struct Eal {
+    // Keeps the argument strings alive: EAL may keep pointers into argv.
+    _args: Vec<CString>,
+}
+
+impl Eal {
+    /// Initialises EAL with `args` (the first is the program name, as argv[0]).
+    /// Fails if EAL was initialised before in this process.
+    pub fn init<S: AsRef<str>>(args: &[S]) -> Result<Eal, DpdkError> {
+        if INITIALISED.swap(true, Ordering::SeqCst) {
+            return Err(DpdkError::msg(
+                "rte_eal_init",
+                "EAL is already initialised in this process (it can be initialised only once)",
+            ));
+        }
+        let mut owned = Vec::with_capacity(args.len().max(1));
+        for a in args {
+            owned.push(CString::new(a.as_ref()).map_err(|_| {
+                DpdkError::msg(
+                    "rte_eal_init",
+                    format!("argument {:?} contains NUL", a.as_ref()),
+                )
+            })?);
+        }
+        if owned.is_empty() {
+            owned.push(CString::new("flowlogd").expect("no NUL"));
+        }
+        let mut argv: Vec<*mut c_char> = owned.iter().map(|s| s.as_ptr() as *mut c_char).collect();
+        let argc = i32::try_from(argv.len()).expect("argument count fits in i32");
+        // SAFETY: argv holds argc valid NUL-terminated strings that outlive the
+        // Eal (kept in `_args`); EAL may permute argv but not the strings.
+        let rc = unsafe { dpdk_sys::rte_eal_init(argc, argv.as_mut_ptr()) };
+        if rc < 0 {
+            return Err(DpdkError::last("rte_eal_init"));
+        }
+        Ok(Eal { _args: owned })
+    }
+
+    /// Number of Ethernet ports that EAL found (vdevs and NICs).
+    pub fn port_count(&self) -> u16 {
+        // SAFETY: EAL is initialised (we hold `self`).
+        unsafe { dpdk_sys::rte_eth_dev_count_avail() }
+    }
+}
+
+impl Drop for Eal {
+    fn drop(&mut self) {
+        // SAFETY: EAL was initialised by `init`, and every port/mempool handle
+        // borrows nothing from it at the type level; callers drop them first
+        // (cleanup releases hugepage memory and unmaps devices).
+        let rc = unsafe { dpdk_sys::rte_eal_cleanup() };
+        if let Err(e) = check("rte_eal_cleanup", rc) {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+/// The calling thread's lcore id (`u32::MAX` for a non-EAL thread).
+#[inline]
+pub fn lcore_id() -> LcoreId {
+    // SAFETY: reads a thread-local; valid on any thread.
+    LcoreId(unsafe { dpdk_sys::rte_lcore_id() })
+}
+
+/// The time-stamp counter.
+#[inline]
+pub fn tsc() -> u64 {
+    // SAFETY: rdtsc has no preconditions.
+    unsafe { dpdk_sys::rte_rdtsc() }
+}
+
+/// TSC ticks per second as measured by EAL (0 before EAL init).
+pub fn tsc_hz() -> u64 {
+    // SAFETY: reads a value EAL computed at init; no preconditions.
+    unsafe { dpdk_sys::rte_get_tsc_hz() }
+}

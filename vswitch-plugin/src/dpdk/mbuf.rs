@@ -1,0 +1,178 @@
+//! Bursts of mbufs in a caller-owned fixed array: RX fills it, the datapath
+//! reads packets as `&[u8]`, TX takes from it, and whatever is left is freed
+//! when the burst is cleared or dropped.
+
+use super::{DpdkError, Mempool};
+use std::ptr;
+
+/// Packets per RX/TX burst.
+pub const BURST_SIZE: usize = 32;
+
+/// Up to [`BURST_SIZE`] owned mbufs. Allocated once, reused for every burst.
+#[derive(Debug)]
+pub struct Burst {
+    ptrs: [*mut dpdk_sys::rte_mbuf; BURST_SIZE],
+    len: usize,
+}
+
+// SAFETY: the burst exclusively owns the mbufs it points to; an mbuf may be
+// moved to and freed on another thread (DPDK mempools are thread-safe).
+unsafe impl Send for Burst {}
+
+impl Default for Burst {
+    fn default() -> Self {
+        Burst::new()
+    }
+}
+
+impl Burst {
+    /// An empty burst.
+    pub fn new() -> Burst {
+        Burst {
+            ptrs: [ptr::null_mut(); BURST_SIZE],
+            len: 0,
+        }
+    }
+
+    /// Packets held.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// No packet held.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first segment's data of packet `i` (`i < len`).
+    #[inline]
+    pub fn data(&self, i: usize) -> &[u8] {
+        assert!(i < self.len, "packet {i} of a burst of {}", self.len);
+        let m = self.ptrs[i];
+        debug_assert!(!m.is_null());
+        // SAFETY: `i < len` (checked above), so `m` is an mbuf we own; its data
+        // segment holds data_len initialised bytes at mtod, which live as long
+        // as we own the mbuf (borrowed through &self).
+        unsafe {
+            let p = dpdk_sys::rte_pktmbuf_mtod(m) as *const u8;
+            std::slice::from_raw_parts(p, usize::from(dpdk_sys::rte_pktmbuf_data_len(m)))
+        }
+    }
+
+    /// The whole packet's length (all segments) of packet `i`.
+    #[inline]
+    pub fn pkt_len(&self, i: usize) -> u32 {
+        assert!(i < self.len, "packet {i} of a burst of {}", self.len);
+        // SAFETY: `i < len`, so the pointer is an mbuf we own.
+        unsafe { dpdk_sys::rte_pktmbuf_pkt_len(self.ptrs[i]) }
+    }
+
+    /// The input port DPDK recorded for packet `i`.
+    #[inline]
+    pub fn port(&self, i: usize) -> u16 {
+        assert!(i < self.len, "packet {i} of a burst of {}", self.len);
+        // SAFETY: `i < len`, so the pointer is an mbuf we own.
+        unsafe { dpdk_sys::rte_pktmbuf_port(self.ptrs[i]) }
+    }
+
+    /// Prefetches the data of packet `i` into the cache (no-op if out of range).
+    #[inline]
+    pub fn prefetch(&self, i: usize) {
+        if i < self.len {
+            // SAFETY: `i < len`: an mbuf we own; prefetch never faults anyway.
+            unsafe { dpdk_sys::rte_prefetch0(dpdk_sys::rte_pktmbuf_mtod(self.ptrs[i])) }
+        }
+    }
+
+    /// Moves packet `i` to the end of `to` (if it has room; returns false and
+    /// keeps the packet otherwise). The order of the remaining packets changes.
+    pub fn move_to(&mut self, i: usize, to: &mut Burst) -> bool {
+        if i >= self.len || to.len == BURST_SIZE {
+            return false;
+        }
+        to.ptrs[to.len] = self.ptrs[i];
+        to.len += 1;
+        self.len -= 1;
+        self.ptrs[i] = self.ptrs[self.len];
+        self.ptrs[self.len] = ptr::null_mut();
+        true
+    }
+
+    /// Allocates `n` mbufs from `pool` and fills each with `fill(i)` bytes
+    /// (for tests and traffic sources). Replaces nothing: the burst must have
+    /// room for `n` more.
+    pub fn alloc_with(
+        &mut self,
+        pool: &Mempool,
+        n: usize,
+        mut fill: impl FnMut(usize) -> Vec<u8>,
+    ) -> Result<(), DpdkError> {
+        assert!(self.len + n <= BURST_SIZE, "burst overflow");
+        for i in 0..n {
+            let bytes = fill(i);
+            let len = u16::try_from(bytes.len())
+                .map_err(|_| DpdkError::msg("rte_pktmbuf_append", "frame longer than 65535"))?;
+            // SAFETY: the pool is alive for the call; NULL is checked below.
+            let m = unsafe { dpdk_sys::rte_pktmbuf_alloc(pool.as_ptr()) };
+            if m.is_null() {
+                return Err(DpdkError::msg("rte_pktmbuf_alloc", "mempool exhausted"));
+            }
+            // SAFETY: `m` is a fresh mbuf we own; append returns NULL if the
+            // data room is too small, checked before writing `len` bytes.
+            let dst = unsafe { dpdk_sys::rte_pktmbuf_append(m, len) };
+            if dst.is_null() {
+                // SAFETY: `m` is ours and not stored anywhere.
+                unsafe { dpdk_sys::rte_pktmbuf_free(m) };
+                return Err(DpdkError::msg(
+                    "rte_pktmbuf_append",
+                    "frame larger than the data room",
+                ));
+            }
+            // SAFETY: `dst` points to `len` writable bytes inside `m`.
+            unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), dst.cast::<u8>(), bytes.len()) };
+            self.ptrs[self.len] = m;
+            self.len += 1;
+        }
+        Ok(())
+    }
+
+    /// Frees every packet held.
+    pub fn clear(&mut self) {
+        if self.len > 0 {
+            let n = u32::try_from(self.len).expect("len <= 32");
+            // SAFETY: the first `len` pointers are mbufs we own; after the call
+            // none is referenced again (len is reset).
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.ptrs.as_mut_ptr(), n) };
+            self.ptrs[..self.len].fill(ptr::null_mut());
+            self.len = 0;
+        }
+    }
+
+    /// For RX: the array to fill; `len` must be set by [`Burst::set_len`] after.
+    pub(super) fn raw_mut(&mut self) -> *mut *mut dpdk_sys::rte_mbuf {
+        self.ptrs.as_mut_ptr()
+    }
+
+    /// Records that RX filled `n` entries.
+    pub(super) fn set_len(&mut self, n: usize) {
+        debug_assert!(n <= BURST_SIZE);
+        self.len = n;
+    }
+
+    /// Drops the first `n` packets from ownership (TX took them) and moves the
+    /// rest to the front.
+    pub(super) fn consume_front(&mut self, n: usize) {
+        debug_assert!(n <= self.len);
+        self.ptrs.copy_within(n..self.len, 0);
+        self.len -= n;
+        self.ptrs[self.len..].fill(ptr::null_mut());
+    }
+}
+
+impl Drop for Burst {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
