@@ -5,5 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod key;
+pub mod merge;
 pub mod record;
 pub mod store;

@@ -4,8 +4,14 @@
 
 #![deny(unsafe_code)]
 
+pub mod attrib;
 pub mod capture;
+pub mod export;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod flow;
 pub mod gen;
+pub mod mem;
+pub mod replay;
 pub mod wire;
+pub mod worker;

@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -17,6 +18,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Replay a capture through the whole pipeline into the local log store.
+    Replay(ReplayArgs),
     /// Forward a capture between two DPDK virtual devices (net_pcap) and
     /// print the port counters: a check that DPDK runs on this host.
     Smoke {
@@ -29,6 +32,126 @@ enum Cmd {
     },
 }
 
+#[derive(clap::Args, Debug)]
+struct ReplayArgs {
+    /// Host configuration (CONFIG.md).
+    #[arg(long)]
+    config: PathBuf,
+    /// Capture to replay: classic pcap (micro- or nanosecond, either byte
+    /// order) or pcapng.
+    #[arg(long)]
+    pcap: PathBuf,
+    /// Root of the local log store (default: the configuration's
+    /// `log_store_root`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Worker threads; packets are spread over them by a symmetric hash.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Flow-table capacity per worker (rounded up to a power of two).
+    #[arg(long, default_value_t = 1 << 18)]
+    flows_per_core: usize,
+    /// File format: `json` (JSON Lines) or `text` (default: the
+    /// configuration's `log_store_format`).
+    #[arg(long, value_parser = ["json", "jsonl", "text"])]
+    format: Option<String>,
+    /// Compression: `zstd` or `none` (default: the configuration's
+    /// `log_store_compress`).
+    #[arg(long, value_parser = ["zstd", "none"])]
+    compress: Option<String>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Bad input: exit status 2 with a message that names the file and the fix.
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+fn replay(a: ReplayArgs) -> anyhow::Result<()> {
+    use exporter::store::{Compress, StoreFormat};
+    use flowlog::replay::{replay, ReplayError, ReplayOptions};
+    let config = exporter::config::load(&a.config).map_err(|e| Usage(e.to_string()))?;
+    let out = a.out.clone().or_else(|| config.log_store_root.clone()).ok_or_else(|| {
+        Usage(format!(
+            "{}: no log store root; give --out DIR or set \"log_store_root\" in the configuration",
+            a.config.display()
+        ))
+    })?;
+    let format = match a.format.as_deref() {
+        Some("json" | "jsonl") => StoreFormat::Jsonl,
+        Some(_) => StoreFormat::Text,
+        None => StoreFormat::try_from(config.log_store_format)
+            .map_err(|e| Usage(format!("{}: {e}", a.config.display())))?,
+    };
+    let compress = match a.compress.as_deref() {
+        Some("zstd") => Compress::Zstd,
+        Some(_) => Compress::None,
+        None => Compress::from(config.log_store_compress),
+    };
+    let opts = ReplayOptions {
+        config,
+        pcap: a.pcap.clone(),
+        out: out.clone(),
+        workers: a.workers,
+        flows_per_core: a.flows_per_core,
+        format,
+        compress,
+        progress: !a.quiet,
+    };
+    let s = match replay(&opts) {
+        Ok(s) => s,
+        Err(e @ (ReplayError::Capture(_) | ReplayError::Options(_))) => return Err(Usage(e.to_string()).into()),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(t) = s.truncated {
+        eprintln!(
+            "flowlogd: warning: {}: capture cut short at byte {} (frame {}); replayed up to the cut",
+            a.pcap.display(),
+            t.offset,
+            t.frame
+        );
+    }
+    println!(
+        "replayed {}: {} packets in {:.3} s ({:.2} Mpps) on {} worker(s)",
+        a.pcap.display(),
+        s.read,
+        s.elapsed.as_secs_f64(),
+        s.mpps(),
+        a.workers
+    );
+    println!(
+        "  read {} = logged {} + malformed {} + unmatched {} + not IP {}",
+        s.read, s.logged, s.malformed, s.unmatched, s.not_ip
+    );
+    println!(
+        "  observations {} (rejected {}), evictions {}, skipped {}",
+        s.workers.observations, s.workers.rejected, s.workers.evictions, s.workers.skipped
+    );
+    for (id, st) in &s.flow_logs {
+        println!(
+            "  flow log {id}: {} records ({} OK, {} NODATA, {} SKIPDATA) in {} windows",
+            st.records, st.ok, st.nodata, st.skipdata, st.windows
+        );
+    }
+    println!("  log store: {}", out.display());
+    if !s.errors.is_empty() {
+        for e in &s.errors {
+            eprintln!("flowlogd: error: {e}");
+        }
+        anyhow::bail!("{} window(s) could not be written to the log store", s.errors.len());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -39,13 +162,18 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let r = match cli.cmd {
+        Cmd::Replay(a) => replay(a),
         Cmd::Smoke { pcap, out } => smoke(&pcap, &out),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("flowlogd: error: {e:#}");
-            ExitCode::from(2)
+            if e.downcast_ref::<Usage>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }

@@ -1,0 +1,408 @@
+//! The per-window merge: flows from every worker's tables (and their
+//! evictions) are added per aggregation interval in use; when a window
+//! closes, its records are fanned out to every active flow log that covers
+//! the ENI, `traffic_type` applied, with NODATA and SKIPDATA records, and
+//! handed to the sink callback one flow log window at a time.
+//!
+//! Windows are exact for any mix of intervals: workers rotate their tables
+//! on slices of the greatest common divisor of the active intervals (all
+//! epoch-aligned), so a slice lies wholly inside one window of every
+//! interval, and a window is the union of its slices.
+
+use crate::config::{Config, TrafficType};
+use crate::key::FlowKey;
+use crate::record::{LogStatus, Record, VERSION};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// What the records of one ENI say about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EniInfo {
+    /// `eni-id`.
+    pub eni_id: String,
+    /// `account-id`.
+    pub account_id: String,
+    /// `vpc-id`.
+    pub vpc_id: String,
+    /// `vswitch-id`.
+    pub vswitch_id: String,
+    /// `vm-id` (None if detached).
+    pub vm_id: Option<String>,
+    /// Indices (into [`Plan::flow_logs`]) of the active flow logs covering it.
+    pub flow_logs: Vec<usize>,
+}
+
+/// One active flow log, as the exporter needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowLogInfo {
+    /// `flow_log_id`.
+    pub flow_log_id: String,
+    /// Aggregation interval, seconds.
+    pub interval: u64,
+    /// `traffic_type`.
+    pub traffic: TrafficType,
+    /// `project_name`.
+    pub project_name: String,
+    /// `log_store_name`.
+    pub log_store_name: String,
+    /// ENI indices it covers (for NODATA and SKIPDATA).
+    pub enis: Vec<u16>,
+}
+
+/// The exporter's view of a configuration: only active flow logs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Every ENI of the configuration, by index.
+    pub enis: Vec<EniInfo>,
+    /// Active flow logs.
+    pub flow_logs: Vec<FlowLogInfo>,
+}
+
+impl Plan {
+    /// The plan of a validated configuration: every ENI, the active flow
+    /// logs, and which of them cover which ENI (`Config::coverage`: its own,
+    /// its vSwitch's and its VPC's; VSwitch and VPC flow logs skip ENIs of
+    /// unsupported instance families).
+    pub fn from_config(c: &Config) -> Plan {
+        let active: Vec<usize> = (0..c.flow_logs.len()).filter(|&i| c.flow_logs[i].is_active()).collect();
+        let pos = |cfg_idx: usize| active.iter().position(|&a| a == cfg_idx);
+        let mut flow_logs: Vec<FlowLogInfo> = active
+            .iter()
+            .map(|&i| {
+                let f = &c.flow_logs[i];
+                FlowLogInfo {
+                    flow_log_id: f.flow_log_id.clone(),
+                    interval: u64::from(f.aggregation_interval),
+                    traffic: f.traffic_type,
+                    project_name: f.project_name.clone(),
+                    log_store_name: f.log_store_name.clone(),
+                    enis: Vec::new(),
+                }
+            })
+            .collect();
+        let coverage = c.coverage();
+        let enis = c
+            .enis
+            .iter()
+            .enumerate()
+            .map(|(ei, e)| {
+                let fls: Vec<usize> = coverage.get(ei).into_iter().flatten().filter_map(|&f| pos(f)).collect();
+                for &f in &fls {
+                    flow_logs[f].enis.push(ei as u16);
+                }
+                EniInfo {
+                    eni_id: e.eni_id.clone(),
+                    account_id: e.account_id.clone(),
+                    vpc_id: e.vpc_id.clone(),
+                    vswitch_id: e.vswitch_id.clone(),
+                    vm_id: e.vm_id.clone(),
+                    flow_logs: fls,
+                }
+            })
+            .collect();
+        Plan { enis, flow_logs }
+    }
+
+    /// The distinct aggregation intervals of the active flow logs, ascending.
+    pub fn intervals(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.flow_logs.iter().map(|f| f.interval).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// The slice on which workers rotate their tables: the greatest common
+    /// divisor of the active intervals (600 when none is active).
+    pub fn slice_secs(&self) -> u64 {
+        fn gcd(a: u64, b: u64) -> u64 {
+            if b == 0 {
+                a
+            } else {
+                gcd(b, a % b)
+            }
+        }
+        self.intervals().into_iter().reduce(gcd).unwrap_or(600).max(1)
+    }
+}
+
+/// Aggregated counters of one key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Agg {
+    /// Packets.
+    pub packets: u64,
+    /// IP-level bytes.
+    pub bytes: u64,
+    /// Unix seconds of the first packet.
+    pub start: u64,
+    /// Unix seconds of the last packet.
+    pub end: u64,
+    /// OR of TCP flags.
+    pub flags: u8,
+}
+
+impl Agg {
+    fn merge(&mut self, o: &Agg) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.start = self.start.min(o.start);
+        self.end = self.end.max(o.end);
+        self.flags |= o.flags;
+    }
+}
+
+#[derive(Default)]
+struct WindowAcc {
+    flows: HashMap<FlowKey, Agg>,
+    skipped: HashMap<u16, (u64, u64)>,
+    traffic: HashSet<u16>,
+}
+
+/// Per flow log: what was delivered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlowLogStats {
+    /// Records delivered (all statuses).
+    pub records: u64,
+    /// OK records.
+    pub ok: u64,
+    /// NODATA records.
+    pub nodata: u64,
+    /// SKIPDATA records.
+    pub skipdata: u64,
+    /// Windows delivered.
+    pub windows: u64,
+    /// Start of the last window delivered, Unix seconds.
+    pub last_window: Option<u64>,
+    /// The last delivery error, if the last delivery failed.
+    pub error: Option<String>,
+}
+
+/// Where the records of one flow log window go.
+pub type Sink<'a> = dyn FnMut(&FlowLogInfo, u64, &[Record]) -> Result<(), String> + 'a;
+
+/// Merges flows per window and emits records when windows close.
+pub struct Merger {
+    plan: Plan,
+    intervals: Vec<u64>,
+    open: Vec<BTreeMap<u64, WindowAcc>>,
+    next_emit: Vec<Option<u64>>,
+    stats: Vec<FlowLogStats>,
+    late: u64,
+}
+
+impl std::fmt::Debug for Merger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Merger").field("intervals", &self.intervals).finish_non_exhaustive()
+    }
+}
+
+impl Merger {
+    /// A merger for `plan`.
+    pub fn new(plan: Plan) -> Merger {
+        let intervals = plan.intervals();
+        let n = intervals.len();
+        let stats = vec![FlowLogStats::default(); plan.flow_logs.len()];
+        Merger { plan, intervals, open: (0..n).map(|_| BTreeMap::new()).collect(), next_emit: vec![None; n], stats, late: 0 }
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Delivery stats per flow log (same order as the plan's).
+    pub fn stats(&self) -> &[FlowLogStats] {
+        &self.stats
+    }
+
+    /// Flows that arrived for a window already delivered (should stay 0).
+    pub fn late(&self) -> u64 {
+        self.late
+    }
+
+    /// Sets the first covered time: windows from the one holding `secs` on
+    /// are delivered (NODATA included). Called once, before any data.
+    pub fn begin(&mut self, secs: u64) {
+        for (i, &iv) in self.intervals.iter().enumerate() {
+            if self.next_emit[i].is_none() {
+                self.next_emit[i] = Some(secs / iv);
+            }
+        }
+    }
+
+    fn window_acc(&mut self, i: usize, secs: u64) -> Option<&mut WindowAcc> {
+        let w = secs / self.intervals[i];
+        if self.next_emit[i].is_some_and(|n| w < n) {
+            self.late += 1;
+            return None;
+        }
+        if self.next_emit[i].is_none() {
+            self.next_emit[i] = Some(w);
+        }
+        Some(self.open[i].entry(w).or_default())
+    }
+
+    /// Adds one flow's counters (a table entry or an eviction).
+    pub fn add_flow(&mut self, key: &FlowKey, agg: &Agg) {
+        for i in 0..self.intervals.len() {
+            if let Some(acc) = self.window_acc(i, agg.start) {
+                acc.traffic.insert(key.eni);
+                acc.flows.entry(*key).and_modify(|a| a.merge(agg)).or_insert(*agg);
+            }
+        }
+    }
+
+    /// Adds packets of `eni` that could not be recorded in the slice
+    /// holding `secs`.
+    pub fn add_skipped(&mut self, eni: u16, secs: u64, packets: u64, bytes: u64) {
+        for i in 0..self.intervals.len() {
+            if let Some(acc) = self.window_acc(i, secs) {
+                acc.traffic.insert(eni);
+                let s = acc.skipped.entry(eni).or_default();
+                s.0 += packets;
+                s.1 += bytes;
+            }
+        }
+    }
+
+    /// Delivers every window that ends at or before `watermark` (Unix
+    /// seconds): no worker will add to it any more.
+    pub fn close_before(&mut self, watermark: u64, sink: &mut Sink<'_>) {
+        for i in 0..self.intervals.len() {
+            let iv = self.intervals[i];
+            let Some(mut w) = self.next_emit[i] else { continue };
+            while (w + 1) * iv <= watermark {
+                self.emit(i, w, sink);
+                w += 1;
+                self.next_emit[i] = Some(w);
+            }
+        }
+    }
+
+    /// Delivers every window up to and including the one holding `last`
+    /// (the end of a replay, or an orderly stop).
+    pub fn finish(&mut self, last: u64, sink: &mut Sink<'_>) {
+        for i in 0..self.intervals.len() {
+            let iv = self.intervals[i];
+            let end = (last / iv + 1) * iv;
+            let Some(mut w) = self.next_emit[i] else { continue };
+            while w * iv < end {
+                self.emit(i, w, sink);
+                w += 1;
+                self.next_emit[i] = Some(w);
+            }
+            // Anything later than `last` (cannot happen in replay) still goes out.
+            while let Some((&w, _)) = self.open[i].iter().next() {
+                self.emit(i, w, sink);
+            }
+        }
+    }
+
+    fn record(&self, eni: u16, fl: usize, window_start: u64) -> Record {
+        let e = &self.plan.enis[usize::from(eni)];
+        Record {
+            version: VERSION,
+            account_id: e.account_id.clone(),
+            vpc_id: e.vpc_id.clone(),
+            vswitch_id: e.vswitch_id.clone(),
+            vm_id: e.vm_id.clone(),
+            eni_id: e.eni_id.clone(),
+            srcaddr: None,
+            dstaddr: None,
+            srcport: None,
+            dstport: None,
+            protocol: None,
+            direction: None,
+            packets: 0,
+            bytes: 0,
+            start: 0,
+            end: 0,
+            tcp_flags: 0,
+            log_status: LogStatus::Ok,
+            action: None,
+            flow_log_id: self.plan.flow_logs[fl].flow_log_id.clone(),
+            window_start,
+        }
+    }
+
+    fn emit(&mut self, i: usize, w: u64, sink: &mut Sink<'_>) {
+        let iv = self.intervals[i];
+        let acc = self.open[i].remove(&w).unwrap_or_default();
+        let ws = w * iv;
+        let fls: Vec<usize> =
+            (0..self.plan.flow_logs.len()).filter(|&f| self.plan.flow_logs[f].interval == iv).collect();
+        let mut out: HashMap<usize, Vec<Record>> = fls.iter().map(|&f| (f, Vec::new())).collect();
+
+        let mut flows: Vec<(FlowKey, Agg)> = acc.flows.into_iter().collect();
+        flows.sort_unstable_by(|a, b| {
+            let ea = &self.plan.enis[usize::from(a.0.eni)].eni_id;
+            let eb = &self.plan.enis[usize::from(b.0.eni)].eni_id;
+            ea.cmp(eb).then(a.0.cmp(&b.0))
+        });
+        for (key, agg) in &flows {
+            let Some(eni) = self.plan.enis.get(usize::from(key.eni)) else { continue };
+            let action = key.action();
+            for &fl in &eni.flow_logs {
+                let info = &self.plan.flow_logs[fl];
+                if info.interval != iv || !info.traffic.admits(action) {
+                    continue;
+                }
+                let (src, dst) = key.addrs();
+                let mut r = self.record(key.eni, fl, ws);
+                r.srcaddr = Some(src);
+                r.dstaddr = Some(dst);
+                r.srcport = Some(key.sport);
+                r.dstport = Some(key.dport);
+                r.protocol = Some(key.proto);
+                r.direction = Some(key.direction());
+                r.action = Some(action);
+                r.packets = agg.packets;
+                r.bytes = agg.bytes;
+                r.start = agg.start;
+                r.end = agg.end;
+                r.tcp_flags = agg.flags;
+                out.get_mut(&fl).expect("interval's flow log").push(r);
+            }
+        }
+        for &fl in &fls {
+            let mut enis = self.plan.flow_logs[fl].enis.clone();
+            enis.sort_by(|a, b| {
+                self.plan.enis[usize::from(*a)].eni_id.cmp(&self.plan.enis[usize::from(*b)].eni_id)
+            });
+            for eni in enis {
+                let mut status = Vec::new();
+                if !acc.traffic.contains(&eni) {
+                    status.push((LogStatus::NoData, 0, 0));
+                }
+                if let Some(&(p, b)) = acc.skipped.get(&eni) {
+                    status.push((LogStatus::SkipData, p, b));
+                }
+                for (st, p, b) in status {
+                    let mut r = self.record(eni, fl, ws);
+                    r.log_status = st;
+                    r.packets = p;
+                    r.bytes = b;
+                    r.start = ws;
+                    r.end = ws + iv - 1;
+                    out.get_mut(&fl).expect("flow log").push(r);
+                }
+            }
+        }
+        for fl in fls {
+            let recs = out.remove(&fl).unwrap_or_default();
+            let st = &mut self.stats[fl];
+            st.windows += 1;
+            st.last_window = Some(ws);
+            if recs.is_empty() {
+                continue;
+            }
+            for r in &recs {
+                st.records += 1;
+                match r.log_status {
+                    LogStatus::Ok => st.ok += 1,
+                    LogStatus::NoData => st.nodata += 1,
+                    LogStatus::SkipData => st.skipdata += 1,
+                }
+            }
+            st.error = sink(&self.plan.flow_logs[fl], ws, &recs).err();
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The exporter thread: takes retired tables and side messages from every
+//! worker's rings, merges them per window (`exporter::merge`), returns the
+//! cleared tables, and delivers closed windows to the sink.
+
+use crate::flow::FlowEntry;
+use crate::worker::{Handoff, Side};
+use exporter::merge::{Agg, FlowLogStats, Merger, Sink};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where the replay's (or run's) clock ends, set before the workers finish;
+/// `u64::MAX` until then.
+#[derive(Debug)]
+pub struct Clock {
+    /// First packet time, Unix seconds (`u64::MAX` until known).
+    pub first: AtomicU64,
+    /// Last packet time, Unix seconds.
+    pub last: AtomicU64,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock { first: AtomicU64::new(u64::MAX), last: AtomicU64::new(0) }
+    }
+}
+
+fn agg_of(e: &FlowEntry, slice: u64) -> Agg {
+    Agg {
+        packets: e.packets,
+        bytes: e.bytes,
+        start: slice + u64::from(e.first),
+        end: slice + u64::from(e.last),
+        flags: e.flags,
+    }
+}
+
+/// Runs the exporter until every worker is done, then flushes every window
+/// up to the clock's last time. Returns the per-flow-log delivery stats.
+pub fn run_exporter(
+    mut merger: Merger,
+    workers: &[Arc<Handoff>],
+    clock: &Clock,
+    sink: &mut Sink<'_>,
+) -> (Vec<FlowLogStats>, u64) {
+    let mut began = false;
+    loop {
+        if !began {
+            let first = clock.first.load(Ordering::Acquire);
+            if first != u64::MAX {
+                merger.begin(first);
+                began = true;
+            }
+        }
+        // Read the watermarks first: every table and side message a worker
+        // pushed before storing its watermark is then visible to the drains.
+        let wm = workers.iter().map(|h| h.watermark.load(Ordering::Acquire)).min().unwrap_or(u64::MAX);
+        let all_done = workers.iter().all(|h| h.done.load(Ordering::Acquire));
+        let mut work = false;
+        for h in workers {
+            while let Some(mut t) = h.retired.pop() {
+                work = true;
+                let slice = t.slice_start();
+                let mut skips = Vec::new();
+                t.drain(|e| merger.add_flow(&e.key, &agg_of(e, slice)), |eni, s| skips.push((eni, s)));
+                for (eni, s) in skips {
+                    merger.add_skipped(eni, slice, s.packets, s.bytes);
+                }
+                // The pool is as large as the ring: this cannot fail.
+                let _ = h.free.push(t);
+                h.returned.fetch_add(1, Ordering::Release);
+            }
+            while let Some(m) = h.side.pop() {
+                work = true;
+                match m {
+                    Side::Evicted { slice, entry } => merger.add_flow(&entry.key, &agg_of(&entry, slice)),
+                    Side::Skipped { slice, eni, packets, bytes } => merger.add_skipped(eni, slice, packets, bytes),
+                }
+            }
+        }
+        if all_done {
+            if began {
+                merger.finish(clock.last.load(Ordering::Acquire), sink);
+            }
+            break;
+        }
+        if began && wm != u64::MAX {
+            merger.close_before(wm, sink);
+        }
+        if !work {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    (merger.stats().to_vec(), merger.late())
+}

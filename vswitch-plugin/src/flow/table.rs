@@ -1,0 +1,319 @@
+//! A fixed-capacity flow table: open addressing with linear probing over a
+//! short window of cache-line-sized entries. Capacity is set at start and
+//! never grows; a full probe window evicts its oldest entry (the exporter
+//! merges it back into its window), or, when the caller cannot take an
+//! eviction, the packet is counted as skipped for its ENI (SKIPDATA).
+
+use super::FlowKey;
+use crate::mem;
+
+/// Entries examined for a key before the table counts as full for it.
+pub const PROBE: usize = 8;
+
+/// One flow: key and counters in one 64-byte cache line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C, align(64))]
+pub struct FlowEntry {
+    /// The key.
+    pub key: FlowKey,
+    /// Packets.
+    pub packets: u64,
+    /// IP-level bytes.
+    pub bytes: u64,
+    /// Seconds from the table's slice start to the first packet.
+    pub first: u16,
+    /// Seconds from the table's slice start to the last packet.
+    pub last: u16,
+    /// OR of TCP flags.
+    pub flags: u8,
+    /// Slot in use.
+    pub used: bool,
+}
+
+const _: () = assert!(std::mem::size_of::<FlowEntry>() == 64);
+
+/// Skipped traffic of one ENI in one slice.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// Packets not recorded.
+    pub packets: u64,
+    /// Their IP-level bytes.
+    pub bytes: u64,
+}
+
+/// What [`FlowTable::update`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Insert {
+    /// The key was there; counters added.
+    Updated,
+    /// A new entry.
+    Inserted,
+    /// A new entry took the slot of this (older) one, which the caller must
+    /// hand to the exporter.
+    Evicted(FlowEntry),
+    /// No room and no eviction allowed: the packet was counted as skipped.
+    Skipped,
+}
+
+/// A per-core flow table for one time slice.
+#[derive(Debug)]
+pub struct FlowTable {
+    entries: Box<[FlowEntry]>,
+    mask: usize,
+    len: usize,
+    slice_start: u64,
+    skipped: Box<[Skipped]>,
+    any_skipped: bool,
+}
+
+impl FlowTable {
+    /// A table with room for `flows` flows (rounded up to a power of two, at
+    /// least [`PROBE`]) and skip counters for `enis` ENIs. Allocates now and
+    /// never again.
+    pub fn new(flows: usize, enis: usize) -> FlowTable {
+        let slots = flows.max(PROBE).next_power_of_two();
+        FlowTable {
+            entries: mem::huge_boxed_slice(slots),
+            mask: slots - 1,
+            len: 0,
+            slice_start: 0,
+            skipped: vec![Skipped::default(); enis.max(1)].into_boxed_slice(),
+            any_skipped: false,
+        }
+    }
+
+    /// Slots (the capacity in flows).
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Flows held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// No flow held and nothing skipped.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0 && !self.any_skipped
+    }
+
+    /// Memory of the entries, in bytes.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.entries)
+    }
+
+    /// Unix second at which this table's slice starts.
+    pub fn slice_start(&self) -> u64 {
+        self.slice_start
+    }
+
+    /// Starts a new slice; the table must have been drained.
+    pub fn reset(&mut self, slice_start: u64) {
+        debug_assert!(self.is_empty(), "reset of a table that was not drained");
+        self.slice_start = slice_start;
+    }
+
+    /// Brings the home slot of `hash` into the cache.
+    #[inline(always)]
+    pub fn prefetch(&self, hash: u64) {
+        let i = hash as usize & self.mask;
+        mem::prefetch(&self.entries[i]);
+    }
+
+    /// Counts a packet of `eni` as skipped.
+    #[inline]
+    pub fn skip(&mut self, eni: u16, bytes: u32) {
+        let i = usize::from(eni).min(self.skipped.len() - 1);
+        let s = &mut self.skipped[i];
+        s.packets += 1;
+        s.bytes += u64::from(bytes);
+        self.any_skipped = true;
+    }
+
+    /// Adds one packet of `key` (whose hash is `hash`) at Unix second `secs`
+    /// (clamped into the slice). `may_evict` says whether the caller can take
+    /// an evicted entry now.
+    #[inline]
+    pub fn update(
+        &mut self,
+        key: &FlowKey,
+        hash: u64,
+        bytes: u32,
+        secs: u64,
+        flags: u8,
+        may_evict: bool,
+    ) -> Insert {
+        let off = secs.saturating_sub(self.slice_start).min(u64::from(u16::MAX)) as u16;
+        let home = hash as usize & self.mask;
+        let mut oldest = home;
+        let mut oldest_last = u16::MAX;
+        for p in 0..PROBE {
+            let i = (home + p) & self.mask;
+            let e = &mut self.entries[i];
+            if !e.used {
+                *e = FlowEntry {
+                    key: *key,
+                    packets: 1,
+                    bytes: u64::from(bytes),
+                    first: off,
+                    last: off,
+                    flags,
+                    used: true,
+                };
+                self.len += 1;
+                return Insert::Inserted;
+            }
+            if e.key == *key {
+                e.packets += 1;
+                e.bytes += u64::from(bytes);
+                e.last = e.last.max(off);
+                e.first = e.first.min(off);
+                e.flags |= flags;
+                return Insert::Updated;
+            }
+            if e.last < oldest_last {
+                oldest_last = e.last;
+                oldest = i;
+            }
+        }
+        if !may_evict {
+            self.skip(key.eni, bytes);
+            return Insert::Skipped;
+        }
+        let new = FlowEntry {
+            key: *key,
+            packets: 1,
+            bytes: u64::from(bytes),
+            first: off,
+            last: off,
+            flags,
+            used: true,
+        };
+        Insert::Evicted(std::mem::replace(&mut self.entries[oldest], new))
+    }
+
+    /// Hands every entry and every ENI's skip count to the callbacks, leaving
+    /// the table empty for reuse.
+    pub fn drain(&mut self, mut flow: impl FnMut(&FlowEntry), skipped: impl FnMut(u16, Skipped)) {
+        if self.len > 0 {
+            for e in self.entries.iter_mut() {
+                if e.used {
+                    flow(e);
+                    e.used = false;
+                }
+            }
+            self.len = 0;
+        }
+        self.drain_skipped(skipped);
+    }
+
+    /// Hands every ENI's skip count to the callback and clears them.
+    pub fn drain_skipped(&mut self, mut skipped: impl FnMut(u16, Skipped)) {
+        if self.any_skipped {
+            for (i, s) in self.skipped.iter_mut().enumerate() {
+                if s.packets > 0 {
+                    skipped(i as u16, *s);
+                    *s = Skipped::default();
+                }
+            }
+            self.any_skipped = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key(n: u32) -> FlowKey {
+        let mut k = FlowKey { proto: 6, ..FlowKey::default() };
+        k.src[..4].copy_from_slice(&n.to_be_bytes());
+        k
+    }
+
+    fn collect(t: &mut FlowTable) -> (Vec<FlowEntry>, Vec<(u16, Skipped)>) {
+        let (mut f, mut s) = (Vec::new(), Vec::new());
+        t.drain(|e| f.push(*e), |i, k| s.push((i, k)));
+        (f, s)
+    }
+
+    #[test]
+    fn aggregates_one_key() {
+        let mut t = FlowTable::new(16, 1);
+        t.reset(600);
+        let k = key(1);
+        assert_eq!(t.update(&k, k.hash(), 100, 605, 0x02, true), Insert::Inserted);
+        assert_eq!(t.update(&k, k.hash(), 40, 601, 0x10, true), Insert::Updated);
+        assert_eq!(t.update(&k, k.hash(), 60, 650, 0x01, true), Insert::Updated);
+        let (f, s) = collect(&mut t);
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].packets, f[0].bytes, f[0].first, f[0].last, f[0].flags), (3, 200, 1, 50, 0x13));
+        assert!(s.is_empty());
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn full_table_evicts_the_oldest_or_skips() {
+        let mut t = FlowTable::new(8, 4);
+        t.reset(0);
+        for n in 0..8 {
+            let k = key(n);
+            assert_eq!(t.update(&k, 0, 10, u64::from(n) + 1, 0, true), Insert::Inserted);
+        }
+        let k = key(100);
+        match t.update(&k, 0, 10, 20, 0, true) {
+            Insert::Evicted(e) => assert_eq!(e.key, key(0), "the entry with the oldest last packet"),
+            other => panic!("expected an eviction, got {other:?}"),
+        }
+        let k = FlowKey { eni: 3, ..key(101) };
+        assert_eq!(t.update(&k, 0, 77, 21, 0, false), Insert::Skipped);
+        let (f, s) = collect(&mut t);
+        assert_eq!(f.len(), 8);
+        assert_eq!(s, vec![(3, Skipped { packets: 1, bytes: 77 })]);
+    }
+
+    #[test]
+    fn one_cache_line_per_flow() {
+        assert_eq!(std::mem::size_of::<FlowEntry>(), 64);
+        assert_eq!(std::mem::align_of::<FlowEntry>(), 64);
+        let t = FlowTable::new(1000, 1);
+        assert_eq!(t.capacity(), 1024);
+        assert_eq!(t.bytes(), 1024 * 64);
+    }
+
+    proptest! {
+        // Whatever the order and collisions, every packet ends in exactly one
+        // place: a drained entry, an eviction, or a skip count.
+        #[test]
+        fn nothing_is_lost(ops in proptest::collection::vec((0u32..40, 1u32..1500, any::<bool>()), 1..400)) {
+            let mut t = FlowTable::new(16, 1);
+            t.reset(0);
+            let (mut pk, mut by) = (0u64, 0u64);
+            let (mut out_p, mut out_b) = (0u64, 0u64);
+            for (n, bytes, may) in ops {
+                let k = key(n);
+                pk += 1;
+                by += u64::from(bytes);
+                if let Insert::Evicted(e) = t.update(&k, k.hash() & 0xF, bytes, 1, 0, may) {
+                    out_p += e.packets;
+                    out_b += e.bytes;
+                }
+            }
+            let (f, s) = collect(&mut t);
+            for e in &f {
+                out_p += e.packets;
+                out_b += e.bytes;
+            }
+            for (_, k) in &s {
+                out_p += k.packets;
+                out_b += k.bytes;
+            }
+            prop_assert_eq!((pk, by), (out_p, out_b));
+            let mut keys: Vec<_> = f.iter().map(|e| e.key).collect();
+            keys.sort();
+            keys.dedup();
+            prop_assert_eq!(keys.len(), f.len(), "no key twice in a table");
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! The replay runtime: a capture and a configuration in, the local log store
+//! out. A sibling of the DPDK host that feeds the same worker, table and
+//! exporter code. The clock is the packets' timestamps, so a 10-minute
+//! window replays in milliseconds and the output is deterministic.
+//!
+//! One dispatcher thread reads the mapped capture, parses each frame once,
+//! attributes it to ENIs and hands it, in batches, to the worker chosen by a
+//! symmetric hash of the connection ([`crate::attrib::symmetric_hash`]), so
+//! both directions of a connection meet on one worker. At every slice
+//! boundary it tells each worker the time (idle workers rotate too). The
+//! worker never waits for the exporter; the dispatcher does, as a NIC's RX
+//! ring fills when a core is busy: it starts a new slice only when every
+//! worker will find a free table, so a replay never skips for lack of one.
+
+use crate::attrib::{symmetric_hash, Attribution};
+use crate::capture::{Capture, TruncatedAt};
+use crate::export::{run_exporter, Clock};
+use crate::flow::FlowTable;
+use crate::wire::{self, PacketMeta, ParseError};
+use crate::worker::{AcceptAll, Handoff, Seen, Worker, WorkerCounters, WORKER_BURST};
+use crossbeam::queue::ArrayQueue;
+use exporter::config::Config;
+use exporter::merge::{FlowLogStats, Merger, Plan};
+use exporter::store::{Compress, LocalStore, StoreFormat};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Packets per dispatcher → worker batch.
+const BATCH: usize = 4 * WORKER_BURST;
+/// Batches in flight per worker.
+const BATCHES: usize = 16;
+/// Tables per worker (one active, the rest free or with the exporter).
+pub const TABLES_PER_WORKER: usize = 3;
+/// Side-ring (evictions) capacity per worker.
+const SIDE_RING: usize = 1 << 16;
+
+/// What `flowlogd replay` was asked to do.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    /// The host configuration (already validated).
+    pub config: Config,
+    /// The capture.
+    pub pcap: PathBuf,
+    /// Root of the local log store.
+    pub out: PathBuf,
+    /// Worker threads.
+    pub workers: usize,
+    /// Flow-table capacity per worker.
+    pub flows_per_core: usize,
+    /// File format.
+    pub format: StoreFormat,
+    /// Compression.
+    pub compress: Compress,
+    /// Show a progress bar on stderr (when it is a terminal).
+    pub progress: bool,
+}
+
+/// What a replay did.
+#[derive(Clone, Debug, Default)]
+pub struct ReplaySummary {
+    /// Frames read.
+    pub read: u64,
+    /// Frames logged (attributed to at least one ENI).
+    pub logged: u64,
+    /// Frames with a malformed IP header.
+    pub malformed: u64,
+    /// IP frames of no ENI.
+    pub unmatched: u64,
+    /// Frames that are not IPv4/IPv6 (or of an unsupported link type).
+    pub not_ip: u64,
+    /// Per active flow log: its id and what was delivered.
+    pub flow_logs: Vec<(String, FlowLogStats)>,
+    /// Sum of the workers' counters.
+    pub workers: WorkerCounters,
+    /// Where the capture was cut short, if it was.
+    pub truncated: Option<TruncatedAt>,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Flows that reached the exporter after their window was delivered.
+    pub late: u64,
+    /// Every delivery error (file and reason).
+    pub errors: Vec<String>,
+}
+
+impl ReplaySummary {
+    /// Frames per second, millions.
+    pub fn mpps(&self) -> f64 {
+        self.read as f64 / self.elapsed.as_secs_f64().max(1e-9) / 1e6
+    }
+}
+
+/// Why a replay failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The capture cannot be read.
+    #[error(transparent)]
+    Capture(#[from] crate::capture::CaptureError),
+    /// An option is out of range.
+    #[error("{0}")]
+    Options(String),
+    /// The log store could not be written.
+    #[error("writing the log store: {0}")]
+    Store(String),
+}
+
+struct Batch {
+    advance: u64,
+    n: usize,
+    pkts: [Seen; BATCH],
+}
+
+struct Lane {
+    full: ArrayQueue<Box<Batch>>,
+    empty: ArrayQueue<Box<Batch>>,
+}
+
+/// Replays a capture into the local log store.
+pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
+    if opts.workers == 0 || opts.workers > 64 {
+        return Err(ReplayError::Options(format!(
+            "--workers {}: must be 1 to 64",
+            opts.workers
+        )));
+    }
+    if opts.flows_per_core < 16 || opts.flows_per_core > 1 << 28 {
+        return Err(ReplayError::Options(format!(
+            "--flows-per-core {}: must be 16 to 268435456",
+            opts.flows_per_core
+        )));
+    }
+    let capture = Capture::open(&opts.pcap)?;
+    let cfg = &opts.config;
+    let plan = Plan::from_config(cfg);
+    let slice = plan.slice_secs();
+    let attribution = Attribution::from_config(cfg);
+    let store = LocalStore::new(opts.out.clone(), opts.format, opts.compress, &cfg.host);
+    let enis = cfg.enis.len();
+    let started = Instant::now();
+
+    let clock = Clock::default();
+    let mut handoffs = Vec::new();
+    let mut actives = Vec::new();
+    for _ in 0..opts.workers {
+        let pool = (0..TABLES_PER_WORKER).map(|_| Box::new(FlowTable::new(opts.flows_per_core, enis))).collect();
+        let (h, active) = Handoff::new(pool, SIDE_RING);
+        handoffs.push(h);
+        actives.push(active);
+    }
+    let lanes: Vec<Arc<Lane>> = (0..opts.workers)
+        .map(|_| {
+            let l = Lane { full: ArrayQueue::new(BATCHES), empty: ArrayQueue::new(BATCHES) };
+            for _ in 0..BATCHES {
+                let b = Box::new(Batch { advance: 0, n: 0, pkts: [Seen::default(); BATCH] });
+                let _ = l.empty.push(b);
+            }
+            Arc::new(l)
+        })
+        .collect();
+    let stop = AtomicBool::new(false);
+    let mut errors: Vec<String> = Vec::new();
+
+    let result = std::thread::scope(|s| {
+        let exporter = {
+            let handoffs = &handoffs;
+            let clock = &clock;
+            let store = &store;
+            let errors = &mut errors;
+            std::thread::Builder::new()
+                .name("flowlog-exporter".into())
+                .spawn_scoped(s, move || {
+                    let mut sink = |fl: &exporter::merge::FlowLogInfo, ws: u64, recs: &[exporter::record::Record]| {
+                        store
+                            .write_window(&fl.project_name, &fl.log_store_name, &fl.flow_log_id, ws, recs)
+                            .map(|_| ())
+                            .map_err(|e| {
+                                let m = format!("flow log {} window {ws}: {e}", fl.flow_log_id);
+                                errors.push(m.clone());
+                                m
+                            })
+                    };
+                    run_exporter(Merger::new(plan), handoffs, clock, &mut sink)
+                })
+                .expect("spawn exporter")
+        };
+        let mut workers = Vec::new();
+        for (i, active) in actives.into_iter().enumerate() {
+            let lane = lanes[i].clone();
+            let h = handoffs[i].clone();
+            let stop = &stop;
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("flowlog-worker-{i}"))
+                    .spawn_scoped(s, move || {
+                        let mut w = Worker::new(active, h, slice, enis, AcceptAll);
+                        loop {
+                            if let Some(mut b) = lane.full.pop() {
+                                if b.advance > 0 {
+                                    w.advance(b.advance);
+                                }
+                                for chunk in b.pkts[..b.n].chunks(WORKER_BURST) {
+                                    w.process(chunk);
+                                }
+                                b.n = 0;
+                                b.advance = 0;
+                                let _ = lane.empty.push(b);
+                            } else if stop.load(Ordering::Acquire) && lane.full.is_empty() {
+                                break;
+                            } else {
+                                std::hint::spin_loop();
+                                std::thread::yield_now();
+                            }
+                        }
+                        w.finish().0
+                    })
+                    .expect("spawn worker"),
+            );
+        }
+
+        let summary = dispatch(&capture, &attribution, &lanes, &handoffs, slice, &clock, opts.progress);
+        stop.store(true, Ordering::Release);
+        let mut counters = WorkerCounters::default();
+        for w in workers {
+            let c = w.join().expect("worker thread");
+            counters.packets += c.packets;
+            counters.observations += c.observations;
+            counters.rejected += c.rejected;
+            counters.evictions += c.evictions;
+            counters.skipped += c.skipped;
+            counters.rotations += c.rotations;
+            counters.no_free_table += c.no_free_table;
+            counters.high_water = counters.high_water.max(c.high_water);
+        }
+        let (stats, late) = exporter.join().expect("exporter thread");
+        (summary, counters, stats, late)
+    });
+    let (mut summary, counters, stats, late) = result;
+    summary.workers = counters;
+    summary.late = late;
+    summary.flow_logs = opts.config.flow_logs.iter().filter(|f| f.is_active()).map(|f| f.flow_log_id.clone()).zip(stats).collect();
+    summary.errors = errors;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+fn send(lane: &Lane, b: Box<Batch>) {
+    let mut b = b;
+    loop {
+        match lane.full.push(b) {
+            Ok(()) => return,
+            Err(back) => {
+                b = back;
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+fn take_empty(lane: &Lane) -> Box<Batch> {
+    loop {
+        if let Some(b) = lane.empty.pop() {
+            return b;
+        }
+        std::thread::yield_now();
+    }
+}
+
+fn dispatch(
+    capture: &Capture,
+    attribution: &Attribution,
+    lanes: &[Arc<Lane>],
+    handoffs: &[Arc<Handoff>],
+    slice: u64,
+    clock: &Clock,
+    progress: bool,
+) -> ReplaySummary {
+    let n = lanes.len();
+    let mut pending: Vec<Box<Batch>> = lanes.iter().map(|l| take_empty(l)).collect();
+    let mut sum = ReplaySummary::default();
+    let mut now_ns: u64 = 0;
+    let mut next_boundary: u64 = 0;
+    let mut rotations: u64 = 0;
+    let mut started = false;
+    let mut meta = PacketMeta::default();
+    let bar = progress_bar(capture.len_bytes(), progress);
+    let mut frames = capture.frames();
+    while let Some(item) = frames.next() {
+        let f = match item {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!("{e}; replayed up to there");
+                break;
+            }
+        };
+        sum.read += 1;
+        if sum.read & 0xFFFF == 0 {
+            if let Some(b) = &bar {
+                b.set_position(frames.position());
+            }
+        }
+        now_ns = now_ns.max(f.ts_nanos);
+        let secs = now_ns / 1_000_000_000;
+        if !started || secs >= next_boundary {
+            let slice_start = secs - secs % slice;
+            if !started {
+                clock.first.store(secs, Ordering::Release);
+                started = true;
+            } else {
+                rotations += 1;
+            }
+            next_boundary = slice_start + slice;
+            for (i, lane) in lanes.iter().enumerate() {
+                // A worker at its r-th rotation needs a free table: it started
+                // with TABLES-1 and got `returned` back.
+                let need = rotations.saturating_sub(TABLES_PER_WORKER as u64 - 1);
+                while handoffs[i].returned.load(Ordering::Acquire) < need {
+                    std::thread::yield_now();
+                }
+                let old = std::mem::replace(&mut pending[i], take_empty(lane));
+                if old.n > 0 || old.advance > 0 {
+                    send(lane, old);
+                } else {
+                    let _ = lane.empty.push(old);
+                }
+                pending[i].advance = secs.max(1);
+            }
+        }
+        let Some(link) = f.link else {
+            sum.not_ip += 1;
+            continue;
+        };
+        match wire::parse(link, f.data, f.orig_len, &mut meta) {
+            Err(ParseError::NotIp) => sum.not_ip += 1,
+            Err(ParseError::Malformed(_)) => sum.malformed += 1,
+            Ok(()) => {
+                let (out_eni, in_eni) = attribution.attribute(link.has_mac(), &meta);
+                if out_eni == crate::worker::NO_ENI && in_eni == crate::worker::NO_ENI {
+                    sum.unmatched += 1;
+                    continue;
+                }
+                sum.logged += 1;
+                let w = if n == 1 { 0 } else { (symmetric_hash(&meta) % n as u64) as usize };
+                let b = &mut pending[w];
+                b.pkts[b.n] = Seen { meta, secs, out_eni, in_eni, host_verdict: None };
+                b.n += 1;
+                if b.n == BATCH {
+                    let full = std::mem::replace(b, take_empty(&lanes[w]));
+                    send(&lanes[w], full);
+                }
+            }
+        }
+    }
+    sum.truncated = frames.truncated();
+    clock.last.store(now_ns / 1_000_000_000, Ordering::Release);
+    if !started {
+        // An empty capture: nothing to cover.
+        clock.first.store(u64::MAX, Ordering::Release);
+    }
+    for (i, b) in pending.into_iter().enumerate() {
+        if b.n > 0 || b.advance > 0 {
+            send(&lanes[i], b);
+        } else {
+            let _ = lanes[i].empty.push(b);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    sum
+}
+
+fn progress_bar(len: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !enabled || !std::io::stderr().is_terminal() || len < (64 << 20) {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new(len);
+    b.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} replay {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(b)
+}

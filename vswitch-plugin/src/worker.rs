@@ -1,0 +1,345 @@
+//! The per-core worker: takes packets already parsed and attributed to
+//! ENIs, takes the policy verdict, and records them in its flow table. At
+//! each slice boundary it hands the table to the exporter over an SPSC ring
+//! and takes a cleared one from the return ring. Nothing here allocates,
+//! locks or waits for the exporter: a missing free table or a full eviction
+//! ring turns into counted, skipped packets (SKIPDATA).
+
+use crate::flow::{key_of, FlowEntry, FlowKey, FlowTable, Insert};
+use crate::wire::PacketMeta;
+use crossbeam::queue::ArrayQueue;
+use exporter::record::{Action, Direction};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// No ENI (in [`Seen::out_eni`] / [`Seen::in_eni`]).
+pub const NO_ENI: u16 = u16::MAX;
+
+/// Packets a worker takes per call, and the most it hashes and prefetches
+/// ahead.
+pub const WORKER_BURST: usize = 64;
+
+/// One packet, parsed and attributed: what a dispatcher (replay) or the RX
+/// loop (DPDK) hands the worker.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Seen {
+    /// The parsed packet.
+    pub meta: PacketMeta,
+    /// Packet time, Unix seconds (replay clock or wall clock).
+    pub secs: u64,
+    /// The ENI that sent it (`out`), or [`NO_ENI`].
+    pub out_eni: u16,
+    /// The ENI it is addressed to (`in`), or [`NO_ENI`].
+    pub in_eni: u16,
+    /// A verdict the host vSwitch already took, if any (used as is).
+    pub host_verdict: Option<Action>,
+}
+
+/// The policy seam: the security-group / network-ACL verdict for one packet
+/// at one ENI. Per worker (it may keep connection state), so `&mut self`.
+pub trait Verdicts: Send {
+    /// The verdict for `m` at `eni` in direction `dir` at `secs`.
+    fn judge(&mut self, eni: u16, dir: Direction, m: &PacketMeta, secs: u64) -> Action;
+}
+
+/// No policy: every packet is accepted.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AcceptAll;
+
+impl Verdicts for AcceptAll {
+    #[inline]
+    fn judge(&mut self, _: u16, _: Direction, _: &PacketMeta, _: u64) -> Action {
+        Action::Accept
+    }
+}
+
+/// Messages beside the tables, in order, to the exporter.
+#[derive(Clone, Copy, Debug)]
+pub enum Side {
+    /// A flow evicted from a full table; `slice` is its table's slice start.
+    Evicted {
+        /// Slice start, Unix seconds.
+        slice: u64,
+        /// The entry.
+        entry: FlowEntry,
+    },
+    /// Packets skipped while no table was free.
+    Skipped {
+        /// Slice start, Unix seconds.
+        slice: u64,
+        /// ENI index.
+        eni: u16,
+        /// Packets.
+        packets: u64,
+        /// IP-level bytes.
+        bytes: u64,
+    },
+}
+
+/// What a worker shares with the exporter. The rings are bounded and
+/// allocated at start; each has exactly one producer and one consumer.
+#[derive(Debug)]
+pub struct Handoff {
+    /// Retired tables, worker → exporter. Capacity = the pool size, so a
+    /// push can never fail.
+    pub retired: ArrayQueue<Box<FlowTable>>,
+    /// Cleared tables, exporter → worker.
+    pub free: ArrayQueue<Box<FlowTable>>,
+    /// Evictions and skip reports, worker → exporter.
+    pub side: ArrayQueue<Side>,
+    /// Start (Unix seconds) of the slice the worker is in; everything before
+    /// it has been pushed. `u64::MAX` once the worker has finished.
+    pub watermark: AtomicU64,
+    /// Set once the worker pushed its last table.
+    pub done: AtomicBool,
+    /// Tables the exporter returned so far (replay paces on it).
+    pub returned: AtomicU64,
+}
+
+impl Handoff {
+    /// Rings for a pool of `tables` tables and `side` side messages; all the
+    /// tables but the active one start on the free ring.
+    pub fn new(pool: Vec<Box<FlowTable>>, side: usize) -> (Arc<Handoff>, Box<FlowTable>) {
+        assert!(pool.len() >= 2, "a worker needs at least two tables");
+        let n = pool.len();
+        let h = Handoff {
+            retired: ArrayQueue::new(n),
+            free: ArrayQueue::new(n),
+            side: ArrayQueue::new(side.max(1)),
+            watermark: AtomicU64::new(0),
+            done: AtomicBool::new(false),
+            returned: AtomicU64::new(0),
+        };
+        let mut it = pool.into_iter();
+        let active = it.next().expect("two tables");
+        for t in it {
+            h.free.push(t).expect("room for the pool");
+        }
+        (Arc::new(h), active)
+    }
+}
+
+/// Counters of one worker (written only by it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerCounters {
+    /// Packets handed to the worker.
+    pub packets: u64,
+    /// Observations recorded (a packet between two ENIs counts twice).
+    pub observations: u64,
+    /// Observations with a REJECT verdict.
+    pub rejected: u64,
+    /// Entries evicted to the exporter.
+    pub evictions: u64,
+    /// Observations skipped (in SKIPDATA).
+    pub skipped: u64,
+    /// Slice rotations.
+    pub rotations: u64,
+    /// Rotations that found no free table.
+    pub no_free_table: u64,
+    /// Highest number of flows a table held.
+    pub high_water: u64,
+}
+
+/// One datapath core's state.
+pub struct Worker<P: Verdicts> {
+    table: Option<Box<FlowTable>>,
+    handoff: Arc<Handoff>,
+    slice_secs: u64,
+    slice: u64,
+    started: bool,
+    policy: P,
+    // Skips while no table was free, per ENI, for the current slice.
+    orphan_skips: Box<[(u64, u64)]>,
+    keys: [FlowKey; 2 * WORKER_BURST],
+    hashes: [u64; 2 * WORKER_BURST],
+    which: [u8; 2 * WORKER_BURST],
+    /// Counters.
+    pub counters: WorkerCounters,
+}
+
+impl<P: Verdicts> std::fmt::Debug for Worker<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("slice", &self.slice).field("counters", &self.counters).finish()
+    }
+}
+
+impl<P: Verdicts> Worker<P> {
+    /// A worker rotating every `slice_secs` seconds, recording into `active`
+    /// and exchanging tables over `handoff`; `enis` sizes the skip counters.
+    pub fn new(active: Box<FlowTable>, handoff: Arc<Handoff>, slice_secs: u64, enis: usize, policy: P) -> Self {
+        Worker {
+            table: Some(active),
+            handoff,
+            slice_secs: slice_secs.max(1),
+            slice: 0,
+            started: false,
+            policy,
+            orphan_skips: vec![(0, 0); enis.max(1)].into_boxed_slice(),
+            keys: [FlowKey::default(); 2 * WORKER_BURST],
+            hashes: [0; 2 * WORKER_BURST],
+            which: [0; 2 * WORKER_BURST],
+            counters: WorkerCounters::default(),
+        }
+    }
+
+    /// The policy (to inspect its counters).
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    /// Moves the worker's clock to `secs`: at a slice boundary the table is
+    /// retired to the exporter. Idle workers call this too, so windows close.
+    #[inline]
+    pub fn advance(&mut self, secs: u64) {
+        let slice = secs - secs % self.slice_secs;
+        if !self.started {
+            self.started = true;
+            self.slice = slice;
+            if let Some(t) = self.table.as_mut() {
+                t.reset(slice);
+            }
+            self.handoff.watermark.store(slice, Ordering::Release);
+            return;
+        }
+        if slice > self.slice {
+            self.rotate(slice);
+        }
+    }
+
+    fn flush_orphans(&mut self) {
+        for (eni, s) in self.orphan_skips.iter_mut().enumerate() {
+            if s.0 > 0 {
+                let msg = Side::Skipped { slice: self.slice, eni: eni as u16, packets: s.0, bytes: s.1 };
+                if self.handoff.side.push(msg).is_err() {
+                    // The exporter is far behind: keep the count for the next
+                    // rotation rather than lose it (it moves one slice later).
+                    continue;
+                }
+                *s = (0, 0);
+            }
+        }
+    }
+
+    fn rotate(&mut self, slice: u64) {
+        self.counters.rotations += 1;
+        if let Some(t) = self.table.take() {
+            self.counters.high_water = self.counters.high_water.max(t.len() as u64);
+            // Capacity of `retired` is the pool size: this cannot fail.
+            if let Err(t) = self.handoff.retired.push(t) {
+                self.table = Some(t);
+            }
+        }
+        self.flush_orphans();
+        self.slice = slice;
+        if self.table.is_none() {
+            self.table = self.handoff.free.pop();
+        }
+        match self.table.as_mut() {
+            Some(t) => t.reset(slice),
+            None => self.counters.no_free_table += 1,
+        }
+        self.handoff.watermark.store(slice, Ordering::Release);
+    }
+
+    /// Takes a missing table back as soon as the exporter returns one.
+    #[inline]
+    fn ensure_table(&mut self) {
+        if self.table.is_none() {
+            if let Some(mut t) = self.handoff.free.pop() {
+                self.flush_orphans();
+                t.reset(self.slice);
+                self.table = Some(t);
+            }
+        }
+    }
+
+    /// Records a burst of packets (at most [`WORKER_BURST`]). Hashes every
+    /// key and prefetches its bucket before touching any entry.
+    pub fn process(&mut self, pkts: &[Seen]) {
+        debug_assert!(pkts.len() <= WORKER_BURST);
+        let pkts = &pkts[..pkts.len().min(WORKER_BURST)];
+        self.ensure_table();
+        // Pass 1: verdicts and keys (east-west: `in` only if `out` accepted).
+        let mut n = 0;
+        for (pi, s) in pkts.iter().enumerate() {
+            if s.out_eni != NO_ENI {
+                let a = match s.host_verdict {
+                    Some(a) => a,
+                    None => self.policy.judge(s.out_eni, Direction::Out, &s.meta, s.secs),
+                };
+                self.keys[n] = key_of(&s.meta, s.out_eni, Direction::Out, a);
+                self.which[n] = pi as u8;
+                n += 1;
+                if a == Action::Reject {
+                    continue;
+                }
+            }
+            if s.in_eni != NO_ENI {
+                let a = match s.host_verdict {
+                    Some(a) => a,
+                    None => self.policy.judge(s.in_eni, Direction::In, &s.meta, s.secs),
+                };
+                self.keys[n] = key_of(&s.meta, s.in_eni, Direction::In, a);
+                self.which[n] = pi as u8;
+                n += 1;
+            }
+        }
+        if let Some(t) = self.table.as_ref() {
+            for i in 0..n {
+                let h = self.keys[i].hash();
+                self.hashes[i] = h;
+                t.prefetch(h);
+            }
+        }
+        // Pass 2: the table.
+        self.counters.packets += pkts.len() as u64;
+        for i in 0..n {
+            let s = &pkts[usize::from(self.which[i])];
+            self.advance(s.secs);
+            let key = self.keys[i];
+            self.counters.observations += 1;
+            if key.action() == Action::Reject {
+                self.counters.rejected += 1;
+            }
+            let Some(t) = self.table.as_mut() else {
+                let o = &mut self.orphan_skips[usize::from(key.eni).min(self.orphan_skips.len() - 1)];
+                o.0 += 1;
+                o.1 += u64::from(s.meta.bytes);
+                self.counters.skipped += 1;
+                continue;
+            };
+            let h = if t.slice_start() == self.slice { self.hashes[i] } else { key.hash() };
+            let may_evict = self.handoff.side.len() < self.handoff.side.capacity();
+            match t.update(&key, h, s.meta.bytes, s.secs, s.meta.tcp_flags, may_evict) {
+                Insert::Updated | Insert::Inserted => {}
+                Insert::Evicted(entry) => {
+                    self.counters.evictions += 1;
+                    let slice = t.slice_start();
+                    if let Err(Side::Evicted { entry, .. }) =
+                        self.handoff.side.push(Side::Evicted { slice, entry })
+                    {
+                        // Single producer: the room checked above is still
+                        // there, so this is unreachable; count it anyway.
+                        t.skip(entry.key.eni, entry.bytes.min(u64::from(u32::MAX)) as u32);
+                    }
+                }
+                Insert::Skipped => self.counters.skipped += 1,
+            }
+        }
+    }
+
+    /// Ends the worker: retires its table and marks it done. The exporter
+    /// then delivers everything.
+    pub fn finish(mut self) -> (WorkerCounters, P) {
+        if let Some(t) = self.table.take() {
+            self.counters.high_water = self.counters.high_water.max(t.len() as u64);
+            if let Err(t) = self.handoff.retired.push(t) {
+                drop(t);
+            }
+        }
+        self.flush_orphans();
+        self.handoff.watermark.store(u64::MAX, Ordering::Release);
+        self.handoff.done.store(true, Ordering::Release);
+        (self.counters, self.policy)
+    }
+}
