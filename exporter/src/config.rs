@@ -704,8 +704,9 @@ pub struct FlowLog {
     #[serde(default)]
     pub status: FlowLogStatus,
     /// `sink_ids`: where its records go; `local` is the local log store.
-    /// Optional; absent (or empty) means `["local"]`, which is what it holds then.
-    #[serde(default)]
+    /// Optional; absent, `null` or empty means `["local"]`, which is what it
+    /// holds then.
+    #[serde(default = "local_only", deserialize_with = "sink_ids_or_local")]
     pub sink_ids: Vec<String>,
 }
 
@@ -724,6 +725,15 @@ impl FlowLog {
         };
         *id == self.resource_id
     }
+}
+
+fn local_only() -> Vec<String> {
+    vec![LOCAL_SINK.to_owned()]
+}
+
+fn sink_ids_or_local<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let ids = Option::<Vec<String>>::deserialize(d)?.unwrap_or_default();
+    Ok(if ids.is_empty() { local_only() } else { ids })
 }
 
 fn default_aggregation_interval() -> u32 {
@@ -968,6 +978,75 @@ impl<'de> Deserialize<'de> for Config {
 struct Problems(Vec<Problem>);
 
 impl Problems {
+    /// The problems in document order: keys in the order CONFIG.md lists
+    /// them, indices numerically; problems of one path keep their order.
+    fn into_sorted(mut self) -> Vec<Problem> {
+        // Every key, ranked so that each object's keys come in its order.
+        const KEYS: &[&str] = &[
+            "host",
+            "enis",
+            "vswitches",
+            "security_groups",
+            "network_acls",
+            "flow_logs",
+            "quota",
+            "sinks",
+            "log_store_root",
+            "log_store_format",
+            "log_store_compress",
+            "eni_id",
+            "flow_log_id",
+            "sink_id",
+            "mac",
+            "ips",
+            "vm_id",
+            "instance_type",
+            "vswitch_id",
+            "vpc_id",
+            "account_id",
+            "security_group_ids",
+            "port",
+            "security_group_id",
+            "rules",
+            "direction",
+            "policy",
+            "priority",
+            "ip_protocol",
+            "port_range",
+            "cidr",
+            "ipv6_cidr",
+            "network_acl_id",
+            "ingress",
+            "egress",
+            "resource_type",
+            "resource_id",
+            "traffic_type",
+            "aggregation_interval",
+            "project_name",
+            "log_store_name",
+            "status",
+            "sink_ids",
+            "type",
+            "address",
+            "transport",
+            "endpoints",
+            "database",
+            "table",
+            "spool_dir",
+        ];
+        self.0.sort_by_cached_key(|p| {
+            p.path
+                .split(['.', '[', ']'])
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<usize>()
+                        .unwrap_or_else(|_| KEYS.iter().position(|k| *k == s).unwrap_or(KEYS.len()))
+                })
+                .collect::<Vec<usize>>()
+        });
+        self.0
+    }
+
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
             path: path.into(),
@@ -1108,17 +1187,15 @@ fn build(raw: raw::Config) -> Result<Config, Vec<Problem>> {
         })
         .collect();
 
-    let flow_logs = raw
-        .flow_logs
-        .into_iter()
-        .map(|mut f| {
-            if f.sink_ids.is_empty() {
-                f.sink_ids.push(LOCAL_SINK.to_owned());
-            }
-            f
-        })
-        .collect();
+    let flow_logs = raw.flow_logs;
 
+    // Sinks refused for their type or options are not declared, but their
+    // ids are, so that the flow logs naming them get no second problem.
+    let declared_sinks: Vec<String> = raw
+        .sinks
+        .iter()
+        .filter_map(|s| s.get("sink_id")?.as_str().map(str::to_owned))
+        .collect();
     let sinks = raw
         .sinks
         .into_iter()
@@ -1139,11 +1216,18 @@ fn build(raw: raw::Config) -> Result<Config, Vec<Problem>> {
         log_store_format: raw.log_store_format,
         log_store_compress: raw.log_store_compress,
     };
-    check(&config, &mac_ok, &mut p);
+    check(
+        &config,
+        &Leniency {
+            mac_ok,
+            declared_sinks,
+        },
+        &mut p,
+    );
     if p.0.is_empty() {
         Ok(config)
     } else {
-        Err(p.0)
+        Err(p.into_sorted())
     }
 }
 
@@ -1268,9 +1352,18 @@ fn unique_ids<'a>(
     first.into_keys().collect()
 }
 
-/// The contract's checks, on a typed configuration. `mac_ok[i]` is false
-/// when ENI `i`'s MAC did not parse (its problem is already reported).
-fn check(c: &Config, mac_ok: &[bool], p: &mut Problems) {
+/// What step 2's conversion already reported, so that [`check`] does not
+/// report it again in other words.
+#[derive(Default)]
+struct Leniency {
+    /// `mac_ok[i]` is false when ENI `i`'s MAC did not parse (missing: true).
+    mac_ok: Vec<bool>,
+    /// Ids of declared sinks, including those refused for their type or options.
+    declared_sinks: Vec<String>,
+}
+
+/// The contract's checks, on a typed configuration.
+fn check(c: &Config, known: &Leniency, p: &mut Problems) {
     if let Some(why) = file_part_problem(&c.host) {
         p.push(
             "host",
@@ -1329,6 +1422,7 @@ fn check(c: &Config, mac_ok: &[bool], p: &mut Problems) {
         }
     }
     sink_ids.insert(LOCAL_SINK);
+    sink_ids.extend(known.declared_sinks.iter().map(String::as_str));
     let vpcs: HashSet<&str> = c
         .vswitches
         .iter()
@@ -1345,7 +1439,7 @@ fn check(c: &Config, mac_ok: &[bool], p: &mut Problems) {
     let mut macs: HashMap<Mac, usize> = HashMap::new();
     for (i, e) in c.enis.iter().enumerate() {
         let at = format!("enis[{i}]");
-        if mac_ok.get(i).copied().unwrap_or(true) {
+        if known.mac_ok.get(i).copied().unwrap_or(true) {
             if e.mac.is_multicast() {
                 p.push(
                     format!("{at}.mac"),
@@ -1478,8 +1572,8 @@ fn check(c: &Config, mac_ok: &[bool], p: &mut Problems) {
                         p.push(
                             format!("{at}.resource_id"),
                             format!(
-                                "ENI {:?} is on a {} instance, and family {} does not support flow logs; \
-                                 remove this flow log (a VSwitch or VPC flow log skips such ENIs)",
+                                "ENI {:?} has instance type {}, whose family {} does not support flow logs; \
+                                 remove this flow log (VSwitch and VPC flow logs skip such ENIs)",
                                 eni.eni_id,
                                 eni.instance_type,
                                 eni.family()
@@ -1532,6 +1626,12 @@ fn check(c: &Config, mac_ok: &[bool], p: &mut Problems) {
                     format!("{name:?} {why}; it must be one folder name under the log store root"),
                 );
             }
+        }
+        if f.sink_ids.is_empty() {
+            p.push(
+                format!("{at}.sink_ids"),
+                "is empty; name \"local\" for the local log store",
+            );
         }
         let mut seen = HashSet::new();
         for (j, s) in f.sink_ids.iter().enumerate() {
@@ -1628,13 +1728,13 @@ impl Config {
     /// code (the operator socket); [`from_json`] already did.
     pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
         let mut p = Problems::default();
-        check(self, &[], &mut p);
+        check(self, &Leniency::default(), &mut p);
         if p.0.is_empty() {
             Ok(())
         } else {
             Err(ConfigError::Invalid {
                 origin: origin.to_owned(),
-                problems: p.0,
+                problems: p.into_sorted(),
             })
         }
     }
@@ -1717,5 +1817,950 @@ impl Config {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    /// The example document of CONFIG.md, verbatim.
+    const EXAMPLE: &str = r#"{
+  "host": "hv-0001",
+  "enis": [
+    { "eni_id": "eni-a1", "mac": "02:00:00:00:00:01",
+      "ips": ["10.0.1.5", "fd00::1:5"],
+      "vm_id": "i-a1", "instance_type": "ecs.g7.large",
+      "vswitch_id": "vsw-1", "vpc_id": "vpc-1", "account_id": "1234567890",
+      "security_group_ids": ["sg-web"], "port": 0 }
+  ],
+  "vswitches": [
+    { "vswitch_id": "vsw-1", "vpc_id": "vpc-1", "cidr": "10.0.1.0/24",
+      "network_acl_id": "nacl-1" }
+  ],
+  "security_groups": [
+    { "security_group_id": "sg-web", "rules": [
+      { "direction": "ingress", "policy": "accept", "priority": 1,
+        "ip_protocol": "tcp", "port_range": "443/443", "cidr": "0.0.0.0/0" },
+      { "direction": "ingress", "policy": "accept", "priority": 1,
+        "ip_protocol": "icmp", "port_range": "-1/-1", "cidr": "10.0.0.0/8" }
+    ] }
+  ],
+  "network_acls": [
+    { "network_acl_id": "nacl-1",
+      "ingress": [ { "policy": "drop", "ip_protocol": "tcp",
+                     "port_range": "23/23", "cidr": "0.0.0.0/0" } ],
+      "egress": [] }
+  ],
+  "flow_logs": [
+    { "flow_log_id": "fl-1", "account_id": "1234567890",
+      "resource_type": "VPC", "resource_id": "vpc-1",
+      "traffic_type": "All", "aggregation_interval": 600,
+      "project_name": "net-audit", "log_store_name": "vpc1-flows",
+      "status": "Active" }
+  ],
+  "quota": { "flow_logs_per_account": 10 }
+}"#;
+
+    fn example() -> Value {
+        serde_json::from_str(EXAMPLE).unwrap()
+    }
+
+    fn parse(v: &Value) -> Result<Config, ConfigError> {
+        from_json(&serde_json::to_string_pretty(v).unwrap(), "host.json")
+    }
+
+    fn del(v: &mut Value, key: &str) {
+        v.as_object_mut().unwrap().remove(key).expect("key present");
+    }
+
+    fn eni(id: &str, vsw: &str, vpc: &str, instance_type: &str, mac_last: u8) -> Value {
+        json!({ "eni_id": id, "mac": format!("02:00:00:00:01:{mac_last:02x}"), "ips": [],
+                "instance_type": instance_type, "vswitch_id": vsw, "vpc_id": vpc,
+                "account_id": "1234567890" })
+    }
+
+    fn flow_log(id: &str, account: &str, rtype: &str, rid: &str) -> Value {
+        json!({ "flow_log_id": id, "account_id": account, "resource_type": rtype,
+                "resource_id": rid, "project_name": "p", "log_store_name": "s" })
+    }
+
+    fn sinks_example() -> Value {
+        json!([
+          { "sink_id": "collector", "type": "ipfix",
+            "address": "127.0.0.1:4739", "transport": "udp" },
+          { "sink_id": "analytics", "type": "clickhouse",
+            "endpoints": ["http://127.0.0.1:8123"], "database": "flowlogs",
+            "table": "records", "spool_dir": "/var/lib/flowlogd/spool" }
+        ])
+    }
+
+    fn push(v: &mut Value, key: &str, item: Value) {
+        v[key].as_array_mut().unwrap().push(item);
+    }
+
+    enum Expect {
+        /// Accepted.
+        Valid,
+        /// Refused by step 1 with a message containing this.
+        Json(&'static str),
+        /// Refused by step 2 with exactly these problems (each `path: start
+        /// of message`, in any order).
+        Problems(&'static [&'static str]),
+    }
+
+    /// One row per sentence of CONFIG.md's general, flow-log and sink
+    /// sections (and the checks that follow from the security-group and
+    /// network-ACL rule shapes).
+    #[allow(clippy::type_complexity)]
+    const CASES: &[(&str, fn(&mut Value), Expect)] = &[
+        // --- General
+        ("example as is", |_| {}, Expect::Valid),
+        ("unknown top-level key", |v| v["hosts"] = json!("x"), Expect::Json("unknown field `hosts`")),
+        ("unknown ENI key", |v| v["enis"][0]["vpcid"] = json!("x"), Expect::Json("unknown field `vpcid`")),
+        ("unknown vSwitch key", |v| v["vswitches"][0]["zone"] = json!("x"), Expect::Json("unknown field `zone`")),
+        ("unknown security group key", |v| v["security_groups"][0]["name"] = json!("x"), Expect::Json("unknown field `name`")),
+        ("unknown rule key", |v| v["security_groups"][0]["rules"][0]["ports"] = json!("1/2"), Expect::Json("unknown field `ports`")),
+        ("NACL rule has no priority", |v| v["network_acls"][0]["ingress"][0]["priority"] = json!(1), Expect::Json("unknown field `priority`")),
+        ("NACL rule has no direction", |v| v["network_acls"][0]["ingress"][0]["direction"] = json!("ingress"), Expect::Json("unknown field `direction`")),
+        ("unknown flow log key", |v| v["flow_logs"][0]["trafic_type"] = json!("All"), Expect::Json("unknown field `trafic_type`")),
+        ("unknown quota key", |v| v["quota"]["flow_logs"] = json!(3), Expect::Json("unknown field `flow_logs`")),
+        ("missing host", |v| del(v, "host"), Expect::Json("missing field `host`")),
+        ("missing enis", |v| del(v, "enis"), Expect::Json("missing field `enis`")),
+        ("missing vswitches", |v| del(v, "vswitches"), Expect::Json("missing field `vswitches`")),
+        ("missing security_groups", |v| del(v, "security_groups"), Expect::Json("missing field `security_groups`")),
+        ("missing network_acls", |v| del(v, "network_acls"), Expect::Json("missing field `network_acls`")),
+        ("missing flow_logs", |v| del(v, "flow_logs"), Expect::Json("missing field `flow_logs`")),
+        ("missing ENI mac", |v| del(&mut v["enis"][0], "mac"), Expect::Json("missing field `mac`")),
+        ("missing ENI ips", |v| del(&mut v["enis"][0], "ips"), Expect::Json("missing field `ips`")),
+        ("missing ENI instance_type", |v| del(&mut v["enis"][0], "instance_type"), Expect::Json("missing field `instance_type`")),
+        ("missing ENI account_id", |v| del(&mut v["enis"][0], "account_id"), Expect::Json("missing field `account_id`")),
+        ("missing vSwitch vpc_id", |v| del(&mut v["vswitches"][0], "vpc_id"), Expect::Json("missing field `vpc_id`")),
+        ("missing rule cidr", |v| del(&mut v["security_groups"][0]["rules"][0], "cidr"), Expect::Json("missing field `cidr`")),
+        ("missing rule policy", |v| del(&mut v["security_groups"][0]["rules"][0], "policy"), Expect::Json("missing field `policy`")),
+        ("missing rule direction", |v| del(&mut v["security_groups"][0]["rules"][0], "direction"), Expect::Json("missing field `direction`")),
+        ("missing rules", |v| del(&mut v["security_groups"][0], "rules"), Expect::Json("missing field `rules`")),
+        ("missing NACL egress", |v| del(&mut v["network_acls"][0], "egress"), Expect::Json("missing field `egress`")),
+        ("missing flow log project_name", |v| del(&mut v["flow_logs"][0], "project_name"), Expect::Json("missing field `project_name`")),
+        ("missing flow log resource_id", |v| del(&mut v["flow_logs"][0], "resource_id"), Expect::Json("missing field `resource_id`")),
+        ("defaults fill traffic_type, status, interval, priority, port_range, quota", |v| {
+            for k in ["traffic_type", "status", "aggregation_interval"] {
+                del(&mut v["flow_logs"][0], k);
+            }
+            del(&mut v["security_groups"][0]["rules"][0], "priority");
+            del(&mut v["security_groups"][0]["rules"][0], "port_range");
+            del(&mut v["network_acls"][0]["ingress"][0], "port_range");
+            del(v, "quota");
+        }, Expect::Valid),
+        ("empty quota object", |v| v["quota"] = json!({}), Expect::Valid),
+        ("values keep the contract's spelling: Vpc", |v| v["flow_logs"][0]["resource_type"] = json!("Vpc"), Expect::Json("unknown variant `Vpc`")),
+        ("values keep the contract's spelling: all", |v| v["flow_logs"][0]["traffic_type"] = json!("all"), Expect::Json("unknown variant `all`")),
+        ("values keep the contract's spelling: active", |v| v["flow_logs"][0]["status"] = json!("active"), Expect::Json("unknown variant `active`")),
+        ("values keep the contract's spelling: Ingress", |v| v["security_groups"][0]["rules"][0]["direction"] = json!("Ingress"), Expect::Json("unknown variant `Ingress`")),
+        ("values keep the contract's spelling: allow", |v| v["security_groups"][0]["rules"][0]["policy"] = json!("allow"), Expect::Json("unknown variant `allow`")),
+        ("values keep the contract's spelling: TCP", |v| v["security_groups"][0]["rules"][0]["ip_protocol"] = json!("TCP"), Expect::Json("unknown variant `TCP`")),
+        ("protocols udp icmpv6 gre all", |v| {
+            for (i, p) in ["udp", "icmpv6", "gre", "all"].into_iter().enumerate() {
+                v["security_groups"][0]["rules"][i % 2]["ip_protocol"] = json!(p);
+                push(&mut v["network_acls"][0], "egress", json!({"policy": "accept", "ip_protocol": p, "cidr": "::/0"}));
+            }
+        }, Expect::Valid),
+        ("wrong JSON type", |v| v["enis"][0]["port"] = json!("0"), Expect::Json("invalid type: string \"0\"")),
+        // Each id an object names must exist.
+        ("ENI's vSwitch", |v| v["enis"][0]["vswitch_id"] = json!("vsw-7"), Expect::Problems(&[
+            "enis[0].vswitch_id: no vSwitch \"vsw-7\"; the vSwitches are \"vsw-1\"",
+        ])),
+        ("vSwitch's network ACL", |v| v["vswitches"][0]["network_acl_id"] = json!("nacl-9"), Expect::Problems(&[
+            "vswitches[0].network_acl_id: no network ACL \"nacl-9\"",
+        ])),
+        ("ENI's security groups", |v| v["enis"][0]["security_group_ids"] = json!(["sg-web", "sg-db"]), Expect::Problems(&[
+            "enis[0].security_group_ids[1]: no security group \"sg-db\"",
+        ])),
+        ("flow log's ENI", |v| v["flow_logs"][0]["resource_type"] = json!("NetworkInterface"), Expect::Problems(&[
+            "flow_logs[0].resource_id: no ENI \"vpc-1\"; the ENIs are \"eni-a1\"",
+        ])),
+        ("flow log's vSwitch", |v| v["flow_logs"][0]["resource_type"] = json!("VSwitch"), Expect::Problems(&[
+            "flow_logs[0].resource_id: no vSwitch \"vpc-1\"",
+        ])),
+        ("flow log's VPC", |v| v["flow_logs"][0]["resource_id"] = json!("vpc-9"), Expect::Problems(&[
+            "flow_logs[0].resource_id: no VPC \"vpc-9\"",
+        ])),
+        ("flow logs on an ENI and a vSwitch", |v| {
+            push(v, "flow_logs", flow_log("fl-2", "1", "NetworkInterface", "eni-a1"));
+            push(v, "flow_logs", flow_log("fl-3", "1", "VSwitch", "vsw-1"));
+        }, Expect::Valid),
+        ("a VPC named by a vSwitch alone exists", |v| {
+            push(v, "vswitches", json!({"vswitch_id": "vsw-2", "vpc_id": "vpc-2"}));
+            push(v, "flow_logs", flow_log("fl-2", "1", "VPC", "vpc-2"));
+        }, Expect::Valid),
+        ("a VPC named by an ENI exists (its vSwitch mismatch is the one problem)", |v| {
+            v["enis"][0]["vpc_id"] = json!("vpc-2");
+            push(v, "flow_logs", flow_log("fl-2", "1", "VPC", "vpc-2"));
+        }, Expect::Problems(&[
+            "enis[0].vpc_id: \"vpc-2\" differs from the VPC of its vSwitch \"vsw-1\" (\"vpc-1\")",
+        ])),
+        ("ENI without security groups", |v| del(&mut v["enis"][0], "security_group_ids"), Expect::Valid),
+        ("ENI with empty or null security groups", |v| {
+            v["enis"][0]["security_group_ids"] = json!(null);
+            push(v, "enis", json!({"eni_id": "eni-b", "mac": "02:00:00:00:00:02", "ips": [],
+                "instance_type": "ecs.g7.large", "vswitch_id": "vsw-1", "vpc_id": "vpc-1",
+                "account_id": "1", "security_group_ids": [], "vm_id": null}));
+        }, Expect::Valid),
+        ("ENI without vm_id or port", |v| {
+            del(&mut v["enis"][0], "vm_id");
+            del(&mut v["enis"][0], "port");
+        }, Expect::Valid),
+        ("security group without rules", |v| v["security_groups"][0]["rules"] = json!([]), Expect::Valid),
+        // cidr is IPv4, ipv6_cidr IPv6; both optional, as is network_acl_id.
+        ("vSwitch without cidr and ACL", |v| {
+            del(&mut v["vswitches"][0], "cidr");
+            del(&mut v["vswitches"][0], "network_acl_id");
+        }, Expect::Valid),
+        ("vSwitch with ipv6_cidr", |v| v["vswitches"][0]["ipv6_cidr"] = json!("fd00::/64"), Expect::Valid),
+        ("cidr prefix too long", |v| v["vswitches"][0]["cidr"] = json!("10.0.0.0/33"), Expect::Problems(&[
+            "vswitches[0].cidr: \"10.0.0.0/33\" is not an IPv4 CIDR",
+        ])),
+        ("cidr is IPv6", |v| v["vswitches"][0]["cidr"] = json!("fd00::/64"), Expect::Problems(&[
+            "vswitches[0].cidr: \"fd00::/64\" is not an IPv4 CIDR; an IPv6 network goes in ipv6_cidr",
+        ])),
+        ("ipv6_cidr is IPv4", |v| v["vswitches"][0]["ipv6_cidr"] = json!("10.0.0.0/8"), Expect::Problems(&[
+            "vswitches[0].ipv6_cidr: \"10.0.0.0/8\" is not an IPv6 CIDR; an IPv4 network goes in cidr",
+        ])),
+        ("ipv6_cidr prefix too long", |v| v["vswitches"][0]["ipv6_cidr"] = json!("fd00::/129"), Expect::Problems(&[
+            "vswitches[0].ipv6_cidr: \"fd00::/129\" is not an IPv6 CIDR",
+        ])),
+        ("rule cidr not an address", |v| v["security_groups"][0]["rules"][1]["cidr"] = json!("10.0.0/8"), Expect::Problems(&[
+            "security_groups[0].rules[1].cidr: \"10.0.0/8\" is not an IPv4 or IPv6 CIDR",
+        ])),
+        ("rule cidr IPv6 is fine", |v| v["security_groups"][0]["rules"][1]["cidr"] = json!("::/0"), Expect::Valid),
+        ("NACL rule cidr bad", |v| v["network_acls"][0]["ingress"][0]["cidr"] = json!("any"), Expect::Problems(&[
+            "network_acls[0].ingress[0].cidr: \"any\" is not an IPv4 or IPv6 CIDR",
+        ])),
+        // Ids, MACs, addresses.
+        ("duplicate ENI id", |v| {
+            let e = v["enis"][0].clone();
+            push(v, "enis", e);
+            v["enis"][1]["mac"] = json!("02:00:00:00:00:02");
+        }, Expect::Problems(&["enis[1].eni_id: \"eni-a1\" is also enis[0].eni_id"])),
+        ("duplicate vSwitch id", |v| {
+            let x = v["vswitches"][0].clone();
+            push(v, "vswitches", x);
+        }, Expect::Problems(&["vswitches[1].vswitch_id: \"vsw-1\" is also vswitches[0].vswitch_id"])),
+        ("duplicate security group id", |v| {
+            let x = v["security_groups"][0].clone();
+            push(v, "security_groups", x);
+        }, Expect::Problems(&["security_groups[1].security_group_id: \"sg-web\" is also"])),
+        ("duplicate network ACL id", |v| {
+            let x = v["network_acls"][0].clone();
+            push(v, "network_acls", x);
+        }, Expect::Problems(&["network_acls[1].network_acl_id: \"nacl-1\" is also"])),
+        ("duplicate flow log id", |v| {
+            let x = v["flow_logs"][0].clone();
+            push(v, "flow_logs", x);
+        }, Expect::Problems(&["flow_logs[1].flow_log_id: \"fl-1\" is also flow_logs[0].flow_log_id"])),
+        ("empty id", |v| v["enis"][0]["eni_id"] = json!(""), Expect::Problems(&["enis[0].eni_id: is empty"])),
+        ("empty host", |v| v["host"] = json!(""), Expect::Problems(&["host: \"\" is empty"])),
+        ("host with a slash", |v| v["host"] = json!("a/b"), Expect::Problems(&["host: \"a/b\" contains \"/\""])),
+        ("bad MAC", |v| v["enis"][0]["mac"] = json!("02:00:00:00:01"), Expect::Problems(&[
+            "enis[0].mac: \"02:00:00:00:01\" is not a MAC address; write six hex bytes",
+        ])),
+        ("bad MAC digits", |v| v["enis"][0]["mac"] = json!("02:00:00:00:00:0g"), Expect::Problems(&["enis[0].mac: "])),
+        ("MAC with dashes and capitals", |v| v["enis"][0]["mac"] = json!("02-00-00-00-00-AB"), Expect::Valid),
+        ("multicast MAC", |v| v["enis"][0]["mac"] = json!("01:00:5e:00:00:01"), Expect::Problems(&[
+            "enis[0].mac: 01:00:5e:00:00:01 is a multicast address",
+        ])),
+        ("duplicate MAC", |v| {
+            push(v, "enis", eni("eni-b", "vsw-1", "vpc-1", "ecs.g7.large", 0));
+            v["enis"][1]["mac"] = json!("02:00:00:00:00:01");
+        }, Expect::Problems(&["enis[1].mac: 02:00:00:00:00:01 is also the MAC of enis[0]"])),
+        ("bad IP", |v| v["enis"][0]["ips"] = json!(["10.0.1.5", "10.0.1.300"]), Expect::Problems(&[
+            "enis[0].ips[1]: \"10.0.1.300\" is not an IPv4 or IPv6 address",
+        ])),
+        ("ENI's VPC differs from its vSwitch's", |v| {
+            push(v, "vswitches", json!({"vswitch_id": "vsw-2", "vpc_id": "vpc-2"}));
+            v["enis"][0]["vswitch_id"] = json!("vsw-2");
+        }, Expect::Problems(&["enis[0].vpc_id: \"vpc-1\" differs from the VPC of its vSwitch \"vsw-2\" (\"vpc-2\")"])),
+        // Security-group rules.
+        ("priority 0", |v| v["security_groups"][0]["rules"][1]["priority"] = json!(0), Expect::Problems(&[
+            "security_groups[0].rules[1].priority: 0 is out of range 1-100",
+        ])),
+        ("priority 101", |v| v["security_groups"][0]["rules"][0]["priority"] = json!(101), Expect::Problems(&[
+            "security_groups[0].rules[0].priority: 101 is out of range 1-100",
+        ])),
+        ("priority -1 and 1000", |v| {
+            v["security_groups"][0]["rules"][0]["priority"] = json!(-1);
+            v["security_groups"][0]["rules"][1]["priority"] = json!(1000);
+        }, Expect::Problems(&[
+            "security_groups[0].rules[0].priority: -1 is out of range",
+            "security_groups[0].rules[1].priority: 1000 is out of range",
+        ])),
+        ("priority 100", |v| v["security_groups"][0]["rules"][0]["priority"] = json!(100), Expect::Valid),
+        ("port range reversed", |v| v["security_groups"][0]["rules"][0]["port_range"] = json!("443/80"), Expect::Problems(&[
+            "security_groups[0].rules[0].port_range: \"443/80\" is not a port range: 443 is above 80; write \"80/443\"",
+        ])),
+        ("port 0", |v| v["security_groups"][0]["rules"][0]["port_range"] = json!("0/80"), Expect::Problems(&[
+            "security_groups[0].rules[0].port_range: \"0/80\" is not a port range",
+        ])),
+        ("port 65536", |v| v["network_acls"][0]["ingress"][0]["port_range"] = json!("1/65536"), Expect::Problems(&[
+            "network_acls[0].ingress[0].port_range: \"1/65536\" is not a port range",
+        ])),
+        ("half of all", |v| v["security_groups"][0]["rules"][0]["port_range"] = json!("-1/80"), Expect::Problems(&[
+            "security_groups[0].rules[0].port_range: \"-1/80\" is not a port range",
+        ])),
+        ("no slash", |v| v["security_groups"][0]["rules"][0]["port_range"] = json!("443"), Expect::Problems(&[
+            "security_groups[0].rules[0].port_range: \"443\" is not a port range; write \"from/to\"",
+        ])),
+        ("port range 1/65535", |v| v["security_groups"][0]["rules"][0]["port_range"] = json!("1/65535"), Expect::Valid),
+        ("port range on icmp is checked but ignored", |v| v["security_groups"][0]["rules"][1]["port_range"] = json!("8/8"), Expect::Valid),
+        // --- Flow logs
+        ("traffic types Allow and Drop", |v| {
+            v["flow_logs"][0]["traffic_type"] = json!("Allow");
+            let mut f = flow_log("fl-2", "1", "VPC", "vpc-1");
+            f["traffic_type"] = json!("Drop");
+            push(v, "flow_logs", f);
+        }, Expect::Valid),
+        ("interval 60 and 300", |v| {
+            v["flow_logs"][0]["aggregation_interval"] = json!(60);
+            let mut f = flow_log("fl-2", "1", "VPC", "vpc-1");
+            f["aggregation_interval"] = json!(300);
+            push(v, "flow_logs", f);
+        }, Expect::Valid),
+        ("interval 120", |v| v["flow_logs"][0]["aggregation_interval"] = json!(120), Expect::Problems(&[
+            "flow_logs[0].aggregation_interval: 120 is not one of 60, 300, 600",
+        ])),
+        ("interval 0", |v| v["flow_logs"][0]["aggregation_interval"] = json!(0), Expect::Problems(&[
+            "flow_logs[0].aggregation_interval: 0 is not one of 60, 300, 600",
+        ])),
+        ("Inactive", |v| v["flow_logs"][0]["status"] = json!("Inactive"), Expect::Valid),
+        ("project name escapes the root", |v| v["flow_logs"][0]["project_name"] = json!(".."), Expect::Problems(&[
+            "flow_logs[0].project_name: \"..\" would escape its parent folder",
+        ])),
+        ("log store name with a slash", |v| v["flow_logs"][0]["log_store_name"] = json!("a/b"), Expect::Problems(&[
+            "flow_logs[0].log_store_name: \"a/b\" contains \"/\"",
+        ])),
+        ("empty log store name", |v| v["flow_logs"][0]["log_store_name"] = json!(""), Expect::Problems(&[
+            "flow_logs[0].log_store_name: \"\" is empty",
+        ])),
+        ("two flow logs share a log store", |v| {
+            let mut f = flow_log("fl-2", "1", "VSwitch", "vsw-1");
+            f["project_name"] = json!("net-audit");
+            f["log_store_name"] = json!("vpc1-flows");
+            push(v, "flow_logs", f);
+        }, Expect::Valid),
+        ("quota: 10 flow logs of one account, active or not", |v| {
+            for i in 2..=10 {
+                let mut f = flow_log(&format!("fl-{i}"), "1234567890", "VPC", "vpc-1");
+                if i % 2 == 0 {
+                    f["status"] = json!("Inactive");
+                }
+                push(v, "flow_logs", f);
+            }
+        }, Expect::Valid),
+        ("quota: the 11th, Inactive ones counted", |v| {
+            for i in 2..=11 {
+                let mut f = flow_log(&format!("fl-{i}"), "1234567890", "VPC", "vpc-1");
+                if i % 2 == 0 {
+                    f["status"] = json!("Inactive");
+                }
+                push(v, "flow_logs", f);
+            }
+        }, Expect::Problems(&[
+            "flow_logs: account \"1234567890\" has 11 flow logs, over the quota of 10 (quota.flow_logs_per_account)",
+        ])),
+        ("quota: counted per account", |v| {
+            for i in 2..=12 {
+                let account = if i % 2 == 0 { "1234567890" } else { "222" };
+                push(v, "flow_logs", flow_log(&format!("fl-{i}"), account, "VPC", "vpc-1"));
+            }
+        }, Expect::Valid),
+        ("quota: per the flow log's account, not the ENI's", |v| {
+            for i in 2..=12 {
+                push(v, "flow_logs", flow_log(&format!("fl-{i}"), "123", "NetworkInterface", "eni-a1"));
+            }
+        }, Expect::Problems(&["flow_logs: account \"123\" has 11 flow logs, over the quota of 10"])),
+        ("quota set lower", |v| {
+            v["quota"]["flow_logs_per_account"] = json!(1);
+            push(v, "flow_logs", flow_log("fl-2", "1234567890", "VSwitch", "vsw-1"));
+            push(v, "flow_logs", flow_log("fl-3", "9", "VSwitch", "vsw-1"));
+            push(v, "flow_logs", flow_log("fl-4", "9", "VSwitch", "vsw-1"));
+            push(v, "flow_logs", flow_log("fl-5", "9", "VSwitch", "vsw-1"));
+        }, Expect::Problems(&[
+            "flow_logs: account \"1234567890\" has 2 flow logs, over the quota of 1 (quota.flow_logs_per_account)",
+            "flow_logs: account \"9\" has 3 flow logs, over the quota of 1 (quota.flow_logs_per_account)",
+        ])),
+        ("quota set higher", |v| {
+            v["quota"]["flow_logs_per_account"] = json!(20);
+            for i in 2..=20 {
+                push(v, "flow_logs", flow_log(&format!("fl-{i}"), "1234567890", "VPC", "vpc-1"));
+            }
+        }, Expect::Valid),
+        ("NetworkInterface flow log on ecs.t1.small", |v| {
+            v["enis"][0]["instance_type"] = json!("ecs.t1.small");
+            push(v, "flow_logs", flow_log("fl-2", "1", "NetworkInterface", "eni-a1"));
+        }, Expect::Problems(&[
+            "flow_logs[1].resource_id: ENI \"eni-a1\" has instance type ecs.t1.small, whose family ecs.t1 does not support flow logs",
+        ])),
+        ("... even if Inactive", |v| {
+            v["enis"][0]["instance_type"] = json!("ecs.sn2.medium");
+            let mut f = flow_log("fl-2", "1", "NetworkInterface", "eni-a1");
+            f["status"] = json!("Inactive");
+            push(v, "flow_logs", f);
+        }, Expect::Problems(&["flow_logs[1].resource_id: ENI \"eni-a1\" has instance type ecs.sn2.medium, whose family ecs.sn2 does not"])),
+        ("... a type with one dot is its own family", |v| {
+            v["enis"][0]["instance_type"] = json!("ecs.t1");
+            push(v, "flow_logs", flow_log("fl-2", "1", "NetworkInterface", "eni-a1"));
+        }, Expect::Problems(&["flow_logs[1].resource_id: ENI \"eni-a1\" has instance type ecs.t1, whose family ecs.t1 does not"])),
+        ("ecs.t10.x is not ecs.t1", |v| {
+            v["enis"][0]["instance_type"] = json!("ecs.t10.x");
+            push(v, "flow_logs", flow_log("fl-2", "1", "NetworkInterface", "eni-a1"));
+        }, Expect::Valid),
+        ("VSwitch and VPC flow logs over an unsupported ENI are fine", |v| {
+            v["enis"][0]["instance_type"] = json!("ecs.t1.small");
+            push(v, "flow_logs", flow_log("fl-2", "1", "VSwitch", "vsw-1"));
+        }, Expect::Valid),
+        // --- Sinks
+        ("the sinks example", |v| {
+            v["sinks"] = sinks_example();
+            v["flow_logs"][0]["sink_ids"] = json!(["local", "collector"]);
+            push(v, "flow_logs", {
+                let mut f = flow_log("fl-2", "1", "VPC", "vpc-1");
+                f["sink_ids"] = json!(["analytics"]);
+                f
+            });
+        }, Expect::Valid),
+        ("local needs no declaration", |v| v["flow_logs"][0]["sink_ids"] = json!(["local"]), Expect::Valid),
+        ("sink_ids naming no sink", |v| v["flow_logs"][0]["sink_ids"] = json!(["local", "collector"]), Expect::Problems(&[
+            "flow_logs[0].sink_ids[1]: no sink \"collector\"; declare it in sinks",
+        ])),
+        ("a sink listed twice", |v| v["flow_logs"][0]["sink_ids"] = json!(["local", "local"]), Expect::Problems(&[
+            "flow_logs[0].sink_ids[1]: \"local\" is listed twice",
+        ])),
+        ("unknown sink type (and no second problem where it is named)", |v| {
+            v["sinks"] = sinks_example();
+            v["sinks"][1]["type"] = json!("kafka");
+            v["flow_logs"][0]["sink_ids"] = json!(["analytics"]);
+        }, Expect::Problems(&[
+            "sinks[1].type: unknown sink type \"kafka\"; the types are \"ipfix\", \"clickhouse\"",
+        ])),
+        ("sink without a type", |v| {
+            v["sinks"] = sinks_example();
+            del(&mut v["sinks"][0], "type");
+        }, Expect::Problems(&["sinks[0]: missing key \"type\""])),
+        ("sink declared as local", |v| {
+            v["sinks"] = sinks_example();
+            v["sinks"][0]["sink_id"] = json!("local");
+        }, Expect::Problems(&["sinks[0].sink_id: \"local\" is the local log store"])),
+        ("duplicate sink id", |v| {
+            v["sinks"] = sinks_example();
+            v["sinks"][1]["sink_id"] = json!("collector");
+        }, Expect::Problems(&["sinks[1].sink_id: \"collector\" is also sinks[0].sink_id"])),
+        ("unknown sink option", |v| {
+            v["sinks"] = sinks_example();
+            v["sinks"][0]["adress"] = json!("x");
+        }, Expect::Problems(&["sinks[0]: ipfix sink: unknown field `adress`"])),
+        ("missing sink option", |v| {
+            v["sinks"] = sinks_example();
+            del(&mut v["sinks"][1], "spool_dir");
+        }, Expect::Problems(&["sinks[1]: clickhouse sink: missing field `spool_dir`"])),
+        ("bad ipfix transport", |v| {
+            v["sinks"] = sinks_example();
+            v["sinks"][0]["transport"] = json!("sctp");
+        }, Expect::Problems(&["sinks[0]: ipfix sink: unknown variant `sctp`"])),
+        ("bad ipfix address", |v| {
+            v["sinks"] = sinks_example();
+            v["sinks"][0]["address"] = json!("127.0.0.1");
+        }, Expect::Problems(&["sinks[0].address: \"127.0.0.1\" is not host:port"])),
+        ("ipfix address by name, tcp", |v| {
+            v["sinks"] = sinks_example();
+            v["sinks"][0]["address"] = json!("collector.example:4739");
+            v["sinks"][0]["transport"] = json!("tcp");
+        }, Expect::Valid),
+        ("clickhouse without endpoints", |v| {
+            v["sinks"] = sinks_example();
+            v["sinks"][1]["endpoints"] = json!([]);
+        }, Expect::Problems(&["sinks[1].endpoints: is empty"])),
+        ("clickhouse endpoint not a URL", |v| {
+            v["sinks"] = sinks_example();
+            v["sinks"][1]["endpoints"] = json!(["127.0.0.1:8123"]);
+        }, Expect::Problems(&["sinks[1].endpoints[0]: \"127.0.0.1:8123\" is not an http:// or https:// URL"])),
+        ("sink that is not an object", |v| v["sinks"] = json!(["collector"]), Expect::Json("invalid type: string \"collector\", expected a map")),
+        ("log store format and compression", |v| {
+            v["log_store_format"] = json!("text");
+            v["log_store_compress"] = json!("zstd");
+            v["log_store_root"] = json!("/var/log/flowlogs");
+        }, Expect::Valid),
+        ("log store format parquet", |v| v["log_store_format"] = json!("parquet"), Expect::Valid),
+        ("log store format csv", |v| v["log_store_format"] = json!("csv"), Expect::Json("unknown variant `csv`, expected one of `jsonl`, `text`, `parquet`")),
+        ("log store compress gzip", |v| v["log_store_compress"] = json!("gzip"), Expect::Json("unknown variant `gzip`, expected `none` or `zstd`")),
+    ];
+
+    #[test]
+    fn contract_table() {
+        let mut failures = Vec::new();
+        for (name, edit, expect) in CASES {
+            let mut v = example();
+            edit(&mut v);
+            let got = parse(&v);
+            let ok = match (expect, &got) {
+                (Expect::Valid, Ok(_)) => true,
+                (Expect::Json(want), Err(ConfigError::Json { message, .. })) => {
+                    message.contains(want)
+                }
+                (Expect::Problems(want), Err(ConfigError::Invalid { problems, .. })) => {
+                    let lines: Vec<String> = problems.iter().map(Problem::to_string).collect();
+                    lines.len() == want.len()
+                        && want.iter().all(|w| lines.iter().any(|l| l.starts_with(w)))
+                }
+                _ => false,
+            };
+            if !ok {
+                let got = match got {
+                    Ok(_) => "accepted".to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                failures.push(format!("{name}:\n  got: {got}"));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} of {} cases failed:\n{}",
+            failures.len(),
+            CASES.len(),
+            failures.join("\n")
+        );
+    }
+
+    #[test]
+    fn example_values() {
+        let c = from_json(EXAMPLE, "host.json").unwrap();
+        assert_eq!(c.host, "hv-0001");
+        let e = &c.enis[0];
+        assert_eq!(e.mac, Mac([2, 0, 0, 0, 0, 1]));
+        assert_eq!(
+            e.ips,
+            vec![
+                "10.0.1.5".parse::<IpAddr>().unwrap(),
+                "fd00::1:5".parse().unwrap()
+            ]
+        );
+        assert_eq!(e.vm_id.as_deref(), Some("i-a1"));
+        assert_eq!(e.port, Some(0));
+        assert_eq!(e.family(), "ecs.g7");
+        assert_eq!(c.vswitches[0].cidr, Some("10.0.1.0/24".parse().unwrap()));
+        assert!(c.vswitches[0].contains("10.0.1.200".parse().unwrap()));
+        assert!(!c.vswitches[0].contains("10.0.2.1".parse().unwrap()));
+        let r = &c.security_groups[0].rules[0];
+        assert_eq!(
+            (r.direction, r.policy, r.priority, r.ip_protocol),
+            (RuleDirection::Ingress, Policy::Accept, 1, IpProtocol::Tcp)
+        );
+        assert_eq!(r.port_range, PortRange::new(443, 443).unwrap());
+        assert!(c.security_groups[0].rules[1].port_range.is_all());
+        assert_eq!(c.network_acls[0].ingress[0].policy, Policy::Drop);
+        assert!(c.network_acls[0].egress.is_empty());
+        let f = &c.flow_logs[0];
+        assert_eq!(f.resource_type, ResourceType::Vpc);
+        assert_eq!(
+            (f.traffic_type, f.status, f.aggregation_interval),
+            (TrafficType::All, FlowLogStatus::Active, 600)
+        );
+        assert_eq!(f.sink_ids, vec!["local"]);
+        assert_eq!(c.quota.flow_logs_per_account, 10);
+        assert!(c.sinks.is_empty());
+        assert_eq!(
+            (c.log_store_format, c.log_store_compress),
+            (LogStoreFormat::Jsonl, LogStoreCompress::None)
+        );
+        assert_eq!(c.log_store_root, None);
+        assert_eq!(c.coverage(), vec![vec![0]]);
+    }
+
+    #[test]
+    fn defaults() {
+        let mut v = example();
+        for k in ["traffic_type", "status", "aggregation_interval"] {
+            del(&mut v["flow_logs"][0], k);
+        }
+        del(&mut v["security_groups"][0]["rules"][0], "priority");
+        del(&mut v["security_groups"][0]["rules"][0], "port_range");
+        del(&mut v["network_acls"][0]["ingress"][0], "port_range");
+        del(&mut v["enis"][0], "vm_id");
+        del(&mut v["enis"][0], "security_group_ids");
+        del(&mut v["enis"][0], "port");
+        del(&mut v["vswitches"][0], "cidr");
+        del(&mut v["vswitches"][0], "network_acl_id");
+        del(&mut v, "quota");
+        let c = parse(&v).unwrap();
+        let f = &c.flow_logs[0];
+        assert_eq!(f.traffic_type, TrafficType::All);
+        assert_eq!(f.status, FlowLogStatus::Active);
+        assert_eq!(f.aggregation_interval, 600);
+        assert_eq!(f.sink_ids, vec![LOCAL_SINK]);
+        assert_eq!(c.security_groups[0].rules[0].priority, 1);
+        assert_eq!(c.security_groups[0].rules[0].port_range, PortRange::ALL);
+        assert_eq!(c.network_acls[0].ingress[0].port_range, PortRange::ALL);
+        assert_eq!(c.quota.flow_logs_per_account, 10);
+        assert_eq!(c.enis[0].vm_id, None);
+        assert!(c.enis[0].security_group_ids.is_empty());
+        assert_eq!(c.enis[0].port, None);
+        assert_eq!(
+            (
+                c.vswitches[0].cidr,
+                c.vswitches[0].network_acl_id.as_deref()
+            ),
+            (None, None)
+        );
+        assert_eq!(
+            (c.log_store_format, c.log_store_compress),
+            (LogStoreFormat::Jsonl, LogStoreCompress::None)
+        );
+        // An empty or null sink_ids list is the same as none.
+        v["flow_logs"][0]["sink_ids"] = json!([]);
+        assert_eq!(parse(&v).unwrap().flow_logs[0].sink_ids, vec![LOCAL_SINK]);
+        v["flow_logs"][0]["sink_ids"] = json!(null);
+        assert_eq!(parse(&v).unwrap().flow_logs[0].sink_ids, vec![LOCAL_SINK]);
+        // A flow log read on its own (the operator socket) gets the same defaults.
+        let f: FlowLog = serde_json::from_value(flow_log("fl-9", "1", "VPC", "vpc-1")).unwrap();
+        assert_eq!(
+            (f.traffic_type, f.status, f.aggregation_interval, f.sink_ids),
+            (
+                TrafficType::All,
+                FlowLogStatus::Active,
+                600,
+                vec![LOCAL_SINK.to_owned()]
+            )
+        );
+    }
+
+    /// The first JSON block of CONFIG.md itself, when shared/ is beside the
+    /// repository (it is for developers and CI), is the example above.
+    #[test]
+    fn config_md_example_is_this_one() {
+        let md = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/design/CONFIG.md");
+        let Ok(md) = std::fs::read_to_string(&md) else {
+            eprintln!("{} not found; checked the embedded copy only", md.display());
+            return;
+        };
+        let block = md
+            .split("```json\n")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap();
+        assert_eq!(
+            from_json(block, "CONFIG.md").unwrap(),
+            from_json(EXAMPLE, "example").unwrap()
+        );
+    }
+
+    #[test]
+    fn every_problem_listed_with_its_path() {
+        let mut v = example();
+        v["enis"][0]["vswitch_id"] = json!("vsw-7");
+        v["enis"][0]["mac"] = json!("nope");
+        v["vswitches"][0]["cidr"] = json!("10.0.0.0/33");
+        v["security_groups"][0]["rules"][1]["priority"] = json!(0);
+        v["flow_logs"][0]["resource_id"] = json!("vpc-9");
+        v["flow_logs"][0]["aggregation_interval"] = json!(30);
+        v["flow_logs"][0]["sink_ids"] = json!(["collector"]);
+        let err = parse(&v).unwrap_err();
+        let ConfigError::Invalid { origin, problems } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(origin, "host.json");
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths.len(), 7, "{err}");
+        for want in [
+            "enis[0].vswitch_id",
+            "enis[0].mac",
+            "vswitches[0].cidr",
+            "security_groups[0].rules[1].priority",
+            "flow_logs[0].resource_id",
+            "flow_logs[0].aggregation_interval",
+            "flow_logs[0].sink_ids[0]",
+        ] {
+            assert!(paths.contains(&want), "{want} missing from\n{err}");
+        }
+        assert_eq!(
+            paths,
+            [
+                "enis[0].mac",
+                "enis[0].vswitch_id",
+                "vswitches[0].cidr",
+                "security_groups[0].rules[1].priority",
+                "flow_logs[0].resource_id",
+                "flow_logs[0].aggregation_interval",
+                "flow_logs[0].sink_ids[0]",
+            ],
+            "in document order"
+        );
+        let text = err.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "host.json: 7 problems, the configuration is refused:"
+        );
+        assert_eq!(lines.len(), 8);
+        assert!(
+            lines[1..].iter().all(|l| l.starts_with("host.json: ")),
+            "{text}"
+        );
+        assert!(lines.contains(&"host.json: flow_logs[0].resource_id: no VPC \"vpc-9\"; a VPC exists when a vSwitch or an ENI names it, and the VPCs are \"vpc-1\""), "{text}");
+        assert!(lines.contains(&"host.json: security_groups[0].rules[1].priority: 0 is out of range 1-100 (1 is highest)"), "{text}");
+    }
+
+    #[test]
+    fn json_errors_name_file_line_and_column() {
+        let text = "{\n  \"host\": \"hv\",\n  \"enis\": [,]\n}";
+        let err = from_json(text, "bad.json").unwrap_err();
+        let ConfigError::Json { line, column, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!((*line, *column), (3, 12));
+        assert!(
+            err.to_string()
+                .starts_with("bad.json:3:12: not valid JSON: "),
+            "{err}"
+        );
+
+        let text = EXAMPLE.replace("\"vm_id\"", "\"vmid\"");
+        let err = from_json(&text, "typo.json").unwrap_err().to_string();
+        assert!(
+            err.starts_with("typo.json:6:12: unknown field `vmid`, expected one of"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.json");
+        let err = load(&path).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+        assert!(err
+            .to_string()
+            .starts_with(&format!("{}: cannot read", path.display())));
+        std::fs::write(&path, EXAMPLE).unwrap();
+        assert_eq!(load(&path).unwrap(), from_json(EXAMPLE, "x").unwrap());
+        std::fs::write(
+            &path,
+            EXAMPLE.replace("vpc-1\", \"account_id", "vpc-2\", \"account_id"),
+        )
+        .unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("{}: enis[0].vpc_id: ", path.display())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn serialises_back_to_the_same_config() {
+        let mut v = example();
+        v["sinks"] = sinks_example();
+        v["flow_logs"][0]["sink_ids"] = json!(["local", "analytics"]);
+        v["vswitches"][0]["ipv6_cidr"] = json!("fd00:0:0:1::/64");
+        let c = parse(&v).unwrap();
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(from_json(&text, "again").unwrap(), c);
+        // serde's own entry point validates too.
+        assert_eq!(serde_json::from_str::<Config>(&text).unwrap(), c);
+        v["flow_logs"][0]["resource_id"] = json!("vpc-9");
+        let err = serde_json::from_value::<Config>(v).unwrap_err().to_string();
+        assert!(
+            err.contains("flow_logs[0].resource_id: no VPC \"vpc-9\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn validate_checks_a_config_changed_in_code() {
+        let mut c = from_json(EXAMPLE, "x").unwrap();
+        assert!(c.validate("socket").is_ok());
+        c.security_groups[0].rules[0].priority = 0;
+        c.flow_logs[0].aggregation_interval = 61;
+        c.enis[0].vswitch_id = "vsw-x".into();
+        c.flow_logs[0].sink_ids.clear();
+        let err = c.validate("socket").unwrap_err().to_string();
+        assert!(err.starts_with("socket: 4 problems"), "{err}");
+    }
+
+    #[test]
+    fn unsupported_families() {
+        for family in UNSUPPORTED_FAMILIES {
+            assert!(
+                Config::unsupported_family(&format!("{family}.large")),
+                "{family}"
+            );
+            assert!(Config::unsupported_family(family), "{family}");
+        }
+        assert_eq!(UNSUPPORTED_FAMILIES.len(), 26);
+        for ok in [
+            "ecs.t10.x",
+            "ecs.t5-lc1m1.small",
+            "ecs.g7.large",
+            "ecs.c10.xlarge",
+            "ecs",
+            "",
+            "ecs.t1x.small",
+        ] {
+            assert!(!Config::unsupported_family(ok), "{ok}");
+        }
+        assert_eq!(instance_family("ecs.t1.small"), "ecs.t1");
+        assert_eq!(instance_family("ecs.g7.large.extra"), "ecs.g7");
+        assert_eq!(instance_family("ecs.t1"), "ecs.t1");
+    }
+
+    /// A host with two VPCs: vpc-1 has vsw-1 (eni-a, eni-b) and vsw-2
+    /// (eni-c, of an unsupported family); vpc-2 has vsw-3 (eni-d).
+    fn host(flow_logs: Value) -> Config {
+        let mut v = example();
+        v["enis"] = json!([
+            eni("eni-a", "vsw-1", "vpc-1", "ecs.g7.large", 1),
+            eni("eni-b", "vsw-1", "vpc-1", "ecs.g7.large", 2),
+            eni("eni-c", "vsw-2", "vpc-1", "ecs.t1.small", 3),
+            eni("eni-d", "vsw-3", "vpc-2", "ecs.g7.large", 4),
+        ]);
+        v["vswitches"] = json!([
+            { "vswitch_id": "vsw-1", "vpc_id": "vpc-1" },
+            { "vswitch_id": "vsw-2", "vpc_id": "vpc-1" },
+            { "vswitch_id": "vsw-3", "vpc_id": "vpc-2" },
+        ]);
+        v["flow_logs"] = flow_logs;
+        parse(&v).unwrap()
+    }
+
+    #[test]
+    fn coverage_own_vswitch_and_vpc_flow_logs() {
+        let c = host(json!([
+            flow_log("fl-vpc1", "1", "VPC", "vpc-1"),
+            flow_log("fl-vsw1", "1", "VSwitch", "vsw-1"),
+            flow_log("fl-a", "1", "NetworkInterface", "eni-a"),
+            flow_log("fl-vpc2", "1", "VPC", "vpc-2"),
+            flow_log("fl-vsw2", "1", "VSwitch", "vsw-2"),
+        ]));
+        assert_eq!(c.eni_index("eni-c"), Some(2));
+        assert_eq!(c.eni_index("eni-z"), None);
+        assert_eq!(c.flow_log_index("fl-vpc2"), Some(3));
+        // eni-a: all three of its own; eni-b: VPC and vSwitch; eni-c: skipped;
+        // eni-d: its VPC's.
+        assert_eq!(
+            c.coverage(),
+            vec![vec![0, 1, 2], vec![0, 1], vec![], vec![3]]
+        );
+        assert_eq!(c.skipped_unsupported(), vec![(0, 2), (4, 2)]);
+    }
+
+    #[test]
+    fn inactive_flow_logs_cover_nothing() {
+        let mut logs = json!([
+            flow_log("fl-vpc1", "1", "VPC", "vpc-1"),
+            flow_log("fl-a", "1", "NetworkInterface", "eni-a"),
+            flow_log("fl-vsw2", "1", "VSwitch", "vsw-2"),
+        ]);
+        for f in logs.as_array_mut().unwrap() {
+            f["status"] = json!("Inactive");
+        }
+        let c = host(logs);
+        assert_eq!(c.coverage(), vec![Vec::<usize>::new(); 4]);
+        assert!(c.skipped_unsupported().is_empty());
+    }
+
+    #[test]
+    fn vpc_flow_log_covers_enis_attached_later() {
+        let logs = json!([flow_log("fl-vpc1", "1", "VPC", "vpc-1")]);
+        let mut v = example();
+        v["flow_logs"] = logs;
+        let before = parse(&v).unwrap();
+        assert_eq!(before.coverage(), vec![vec![0]]);
+        // Attach two ENIs, one in a new vSwitch of the same VPC, one elsewhere.
+        push(
+            &mut v,
+            "vswitches",
+            json!({"vswitch_id": "vsw-new", "vpc_id": "vpc-1"}),
+        );
+        push(
+            &mut v,
+            "vswitches",
+            json!({"vswitch_id": "vsw-x", "vpc_id": "vpc-x"}),
+        );
+        push(
+            &mut v,
+            "enis",
+            eni("eni-new", "vsw-new", "vpc-1", "ecs.g7.large", 9),
+        );
+        push(
+            &mut v,
+            "enis",
+            eni("eni-x", "vsw-x", "vpc-x", "ecs.g7.large", 10),
+        );
+        let after = parse(&v).unwrap();
+        assert_eq!(after.coverage(), vec![vec![0], vec![0], vec![]]);
+    }
+
+    #[test]
+    fn parsed_types() {
+        let c: Cidr = "10.1.2.3/8".parse().unwrap();
+        assert_eq!(c.to_string(), "10.0.0.0/8");
+        assert!(c.contains("10.255.0.1".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        assert!(
+            !c.contains("::a01:203".parse().unwrap()),
+            "no cross-family match"
+        );
+        let any: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(any.contains("255.255.255.255".parse().unwrap()));
+        assert!(!any.contains("::1".parse().unwrap()));
+        let host: Cidr = "10.0.0.1".parse().unwrap();
+        assert_eq!(host.prefix(), 32);
+        let v6: Cidr = "fd00::1:5/112".parse().unwrap();
+        assert_eq!(v6.to_string(), "fd00::1:0/112");
+        assert!(v6.contains("fd00::1:ffff".parse().unwrap()));
+        assert!("::/0"
+            .parse::<Cidr>()
+            .unwrap()
+            .contains("fd00::1".parse().unwrap()));
+        for bad in [
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "10.0.0.0/8/8",
+            "x/8",
+            "fd00::/200",
+            "",
+        ] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "02:AB:00:00:00:ff".parse::<Mac>().unwrap().to_string(),
+            "02:ab:00:00:00:ff"
+        );
+        for bad in [
+            "02:00:00:00:00",
+            "02:00:00:00:00:00:00",
+            "2:0:0:0:0:1",
+            "02:00:00:00:00:0g",
+            "02.00.00.00.00.01",
+        ] {
+            assert!(bad.parse::<Mac>().is_err(), "{bad}");
+        }
+        let all = PortRange::ALL;
+        assert!(all.contains(0) && all.contains(65535));
+        assert_eq!(all.to_string(), "-1/-1");
+        let r: PortRange = "1/65535".parse().unwrap();
+        assert!(!r.contains(0) && r.contains(1) && r.contains(65535) && !r.is_all());
+        assert_eq!("80/80".parse::<PortRange>().unwrap().to_string(), "80/80");
+        assert!(
+            IpProtocol::All.matches(132)
+                && !IpProtocol::Tcp.matches(17)
+                && IpProtocol::Icmpv6.matches(58)
+        );
+        assert!(
+            TrafficType::Allow.admits(Action::Accept) && !TrafficType::Allow.admits(Action::Reject)
+        );
+        assert!(
+            TrafficType::Drop.admits(Action::Reject) && TrafficType::All.admits(Action::Reject)
+        );
     }
 }

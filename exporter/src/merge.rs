@@ -406,3 +406,174 @@ impl Merger {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TrafficType;
+    use crate::key::{META_OUT, META_REJECT};
+    use crate::record::{Action, Direction};
+
+    fn eni(id: &str, fls: Vec<usize>) -> EniInfo {
+        EniInfo {
+            eni_id: id.into(),
+            account_id: "1".into(),
+            vpc_id: "vpc-1".into(),
+            vswitch_id: "vsw-1".into(),
+            vm_id: None,
+            flow_logs: fls,
+        }
+    }
+
+    fn fl(id: &str, interval: u64, traffic: TrafficType, enis: Vec<u16>) -> FlowLogInfo {
+        FlowLogInfo {
+            flow_log_id: id.into(),
+            interval,
+            traffic,
+            project_name: "p".into(),
+            log_store_name: "s".into(),
+            enis,
+        }
+    }
+
+    fn key(eni: u16, meta: u8, sport: u16) -> FlowKey {
+        let mut k = FlowKey { eni, meta, proto: 6, sport, dport: 80, ..FlowKey::default() };
+        k.src[..4].copy_from_slice(&[10, 0, 0, 1]);
+        k.dst[..4].copy_from_slice(&[10, 0, 0, 2]);
+        k
+    }
+
+    fn agg(packets: u64, start: u64, end: u64) -> Agg {
+        Agg { packets, bytes: packets * 100, start, end, flags: 0x10 }
+    }
+
+    type Out = Vec<(String, u64, Vec<Record>)>;
+
+    fn run(m: &mut Merger, f: impl FnOnce(&mut Merger, &mut Sink<'_>)) -> Out {
+        let mut out: Out = Vec::new();
+        let mut sink = |i: &FlowLogInfo, ws: u64, r: &[Record]| {
+            out.push((i.flow_log_id.clone(), ws, r.to_vec()));
+            Ok(())
+        };
+        f(m, &mut sink);
+        out
+    }
+
+    #[test]
+    fn merges_slices_and_workers_into_one_record_per_key() {
+        let plan = Plan { enis: vec![eni("eni-a", vec![0])], flow_logs: vec![fl("fl", 300, TrafficType::All, vec![0])] };
+        let mut m = Merger::new(plan);
+        m.begin(600);
+        let k = key(0, META_OUT, 1000);
+        m.add_flow(&k, &Agg { flags: 0x02, ..agg(1, 610, 615) });
+        m.add_flow(&k, &agg(2, 660, 700)); // next 60 s slice, another worker
+        m.add_flow(&k, &Agg { flags: 0x01, ..agg(4, 640, 650) });
+        let out = run(&mut m, |m, s| m.close_before(900, s));
+        assert_eq!(out.len(), 1);
+        let (id, ws, recs) = &out[0];
+        assert_eq!((id.as_str(), *ws), ("fl", 600));
+        assert_eq!(recs.len(), 1);
+        let r = &recs[0];
+        assert_eq!((r.packets, r.bytes, r.start, r.end, r.tcp_flags), (7, 700, 610, 700, 0x13));
+        assert_eq!(r.direction, Some(Direction::Out));
+        assert_eq!(r.action, Some(Action::Accept));
+        assert_eq!(r.log_status, LogStatus::Ok);
+    }
+
+    #[test]
+    fn a_window_closes_only_when_the_watermark_passes_its_end() {
+        let plan = Plan { enis: vec![eni("eni-a", vec![0])], flow_logs: vec![fl("fl", 60, TrafficType::All, vec![0])] };
+        let mut m = Merger::new(plan);
+        m.begin(60);
+        m.add_flow(&key(0, 0, 1), &agg(1, 61, 61));
+        assert!(run(&mut m, |m, s| m.close_before(119, s)).is_empty());
+        let out = run(&mut m, |m, s| m.close_before(120, s));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].1, 60);
+    }
+
+    #[test]
+    fn fan_out_filters_nodata_and_skipdata() {
+        // eni-a is covered by an All (60 s) and a Drop (60 s) flow log, and
+        // by a 300 s Allow log; eni-b only by the All log and is silent.
+        let plan = Plan {
+            enis: vec![eni("eni-a", vec![0, 1, 2]), eni("eni-b", vec![0])],
+            flow_logs: vec![
+                fl("all", 60, TrafficType::All, vec![0, 1]),
+                fl("drop", 60, TrafficType::Drop, vec![0]),
+                fl("allow5", 300, TrafficType::Allow, vec![0]),
+            ],
+        };
+        assert_eq!(plan.slice_secs(), 60);
+        let mut m = Merger::new(plan);
+        m.begin(0);
+        m.add_flow(&key(0, META_OUT, 1), &agg(3, 10, 20));
+        m.add_flow(&key(0, META_REJECT, 2), &agg(1, 30, 30));
+        m.add_skipped(0, 0, 5, 500);
+        let out = run(&mut m, |m, s| m.finish(59, s));
+        let get = |id: &str, ws: u64| {
+            out.iter().find(|(i, w, _)| i == id && *w == ws).map(|x| x.2.clone()).unwrap_or_default()
+        };
+        let all = get("all", 0);
+        let statuses: Vec<_> = all.iter().map(|r| (r.eni_id.as_str(), r.log_status)).collect();
+        assert_eq!(
+            statuses,
+            vec![
+                ("eni-a", LogStatus::Ok),
+                ("eni-a", LogStatus::Ok),
+                ("eni-a", LogStatus::SkipData),
+                ("eni-b", LogStatus::NoData)
+            ]
+        );
+        let skip = &all[2];
+        assert_eq!((skip.packets, skip.bytes, skip.start, skip.end), (5, 500, 0, 59));
+        assert_eq!((skip.srcaddr, skip.direction, skip.action, skip.tcp_flags), (None, None, None, 0));
+        let nodata = &all[3];
+        assert_eq!((nodata.packets, nodata.bytes, nodata.start, nodata.end), (0, 0, 0, 59));
+        let drop = get("drop", 0);
+        assert_eq!(drop.iter().filter(|r| r.log_status == LogStatus::Ok).count(), 1);
+        assert_eq!(drop[0].action, Some(Action::Reject));
+        assert!(drop.iter().any(|r| r.log_status == LogStatus::SkipData), "status records go to every flow log");
+        let allow = get("allow5", 0);
+        assert_eq!(allow.iter().filter(|r| r.log_status == LogStatus::Ok).count(), 1);
+        assert_eq!(allow[0].action, Some(Action::Accept));
+    }
+
+    #[test]
+    fn nodata_for_every_covered_window_even_empty_ones() {
+        let plan = Plan { enis: vec![eni("eni-a", vec![0])], flow_logs: vec![fl("fl", 60, TrafficType::All, vec![0])] };
+        let mut m = Merger::new(plan);
+        m.begin(100);
+        m.add_flow(&key(0, 0, 1), &agg(1, 100, 100));
+        m.add_flow(&key(0, 0, 1), &agg(1, 290, 290));
+        let out = run(&mut m, |m, s| m.finish(290, s));
+        let windows: Vec<(u64, LogStatus)> = out.iter().map(|(_, ws, r)| (*ws, r[0].log_status)).collect();
+        assert_eq!(
+            windows,
+            vec![(60, LogStatus::Ok), (120, LogStatus::NoData), (180, LogStatus::NoData), (240, LogStatus::Ok)]
+        );
+    }
+
+    #[test]
+    fn an_allow_log_of_an_eni_with_only_rejected_packets_gets_nothing() {
+        let plan = Plan { enis: vec![eni("eni-a", vec![0])], flow_logs: vec![fl("fl", 60, TrafficType::Allow, vec![0])] };
+        let mut m = Merger::new(plan);
+        m.begin(0);
+        m.add_flow(&key(0, META_REJECT, 1), &agg(1, 5, 5));
+        let out = run(&mut m, |m, s| m.finish(5, s));
+        assert!(out.is_empty(), "neither OK nor NODATA: {out:?}");
+        assert_eq!(m.stats()[0].windows, 1);
+    }
+
+    #[test]
+    fn slice_is_the_gcd_of_active_intervals() {
+        let mk = |ivs: &[u64]| Plan {
+            enis: vec![],
+            flow_logs: ivs.iter().map(|&i| fl("f", i, TrafficType::All, vec![])).collect(),
+        };
+        assert_eq!(mk(&[600]).slice_secs(), 600);
+        assert_eq!(mk(&[300, 600]).slice_secs(), 300);
+        assert_eq!(mk(&[60, 300, 600]).slice_secs(), 60);
+        assert_eq!(mk(&[]).slice_secs(), 600);
+    }
+}

@@ -75,8 +75,10 @@ impl From<LogStoreCompress> for Compress {
 pub fn folder_name_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         Some("is empty")
-    } else if name == "." || name == ".." {
-        Some("is \".\" or \"..\"")
+    } else if name == "." {
+        Some("names no folder of its own")
+    } else if name == ".." {
+        Some("would escape its parent folder")
     } else if name.contains('/') {
         Some("contains \"/\"")
     } else if name.contains('\0') {

@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 pub mod attrib;
+pub mod bench;
 pub mod capture;
 pub mod export;
 #[cfg(feature = "dpdk")]

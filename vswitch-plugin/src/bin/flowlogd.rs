@@ -20,6 +20,9 @@ struct Cli {
 enum Cmd {
     /// Replay a capture through the whole pipeline into the local log store.
     Replay(ReplayArgs),
+    /// Benchmarks that print numbers (one JSON line per figure with --json).
+    #[command(subcommand)]
+    Bench(BenchCmd),
     /// Forward a capture between two DPDK virtual devices (net_pcap) and
     /// print the port counters: a check that DPDK runs on this host.
     Smoke {
@@ -30,6 +33,51 @@ enum Cmd {
         #[arg(long)]
         out: std::path::PathBuf,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCmd {
+    /// Per-core rate of parse, attribution and flow-table update, beside the
+    /// memory limit for the same table size.
+    Datapath {
+        /// Concurrent flows.
+        #[arg(long, default_value_t = 100_000)]
+        flows: u64,
+        /// Packets to measure (default: 20M, at least 4 per flow).
+        #[arg(long)]
+        packets: Option<u64>,
+        /// One JSON line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
+    match cmd {
+        BenchCmd::Datapath { flows, packets, json } => {
+            let packets = packets.unwrap_or_else(|| (20_000_000u64).max(flows * 4));
+            let f = flowlog::bench::datapath(flows, packets);
+            if json {
+                println!("{}", serde_json::to_string(&serde_json::json!({"bench": "datapath", "figures": f}))?);
+            } else {
+                println!(
+                    "datapath: {} flows: {:.2} Mpps/core ({:.1} ns/packet, of which {:.1} writing frames); \
+                     table {} slots x {} B = {:.0} B/flow; memory limit {:.1} M RMW/s ({:.0}% reached); evictions {}",
+                    f.flows,
+                    f.mpps,
+                    f.ns_per_packet,
+                    f.ns_per_packet_frame_writing,
+                    f.table_slots,
+                    f.entry_bytes,
+                    f.table_bytes_per_flow,
+                    f.memory_limit_mops,
+                    f.fraction_of_memory_limit * 100.0,
+                    f.evictions
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -62,6 +110,9 @@ struct ReplayArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Print the summary as one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Bad input: exit status 2 with a message that names the file and the fix.
@@ -120,6 +171,41 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
             t.frame
         );
     }
+    if a.json {
+        let fls: Vec<_> = s
+            .flow_logs
+            .iter()
+            .map(|(id, st)| {
+                serde_json::json!({
+                    "flow-log-id": id, "records": st.records, "ok": st.ok, "nodata": st.nodata,
+                    "skipdata": st.skipdata, "windows": st.windows, "error": st.error,
+                })
+            })
+            .collect();
+        let j = serde_json::json!({
+            "pcap": a.pcap, "out": out, "workers": a.workers,
+            "read": s.read, "logged": s.logged, "malformed": s.malformed,
+            "unmatched": s.unmatched, "not_ip": s.not_ip,
+            "observations": s.workers.observations, "rejected": s.workers.rejected,
+            "evictions": s.workers.evictions, "skipped": s.workers.skipped,
+            "truncated": s.truncated.map(|t| serde_json::json!({"offset": t.offset, "frame": t.frame})),
+            "elapsed_s": s.elapsed.as_secs_f64(), "mpps": s.mpps(), "late": s.late,
+            "flow_logs": fls, "errors": s.errors,
+        });
+        println!("{j}");
+    } else {
+        print_summary(&a, &s, &out);
+    }
+    if !s.errors.is_empty() {
+        for e in &s.errors {
+            eprintln!("flowlogd: error: {e}");
+        }
+        anyhow::bail!("{} window(s) could not be written to the log store", s.errors.len());
+    }
+    Ok(())
+}
+
+fn print_summary(a: &ReplayArgs, s: &flowlog::replay::ReplaySummary, out: &std::path::Path) {
     println!(
         "replayed {}: {} packets in {:.3} s ({:.2} Mpps) on {} worker(s)",
         a.pcap.display(),
@@ -143,13 +229,6 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
         );
     }
     println!("  log store: {}", out.display());
-    if !s.errors.is_empty() {
-        for e in &s.errors {
-            eprintln!("flowlogd: error: {e}");
-        }
-        anyhow::bail!("{} window(s) could not be written to the log store", s.errors.len());
-    }
-    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -163,6 +242,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Replay(a) => replay(a),
+        Cmd::Bench(b) => bench(b),
         Cmd::Smoke { pcap, out } => smoke(&pcap, &out),
     };
     match r {
