@@ -116,10 +116,7 @@ fn bench_config() -> exporter::config::Config {
 /// Random 64-byte read-modify-writes per second (millions) over `slots`
 /// cache lines, in bursts of 32 with prefetch.
 pub fn memory_limit(slots: usize, ops: u64) -> f64 {
-    #[derive(Clone, Copy, Default)]
-    #[repr(C, align(64))]
-    struct Line([u64; 8]);
-    let mut t: Box<[Line]> = crate::mem::huge_boxed_slice(slots);
+    let mut t = crate::mem::HugeSlice::<crate::mem::CacheLine>::zeroed(slots);
     for (i, l) in t.iter_mut().enumerate() {
         l.0[0] = i as u64;
     }

@@ -1,9 +1,12 @@
-//! Memory hints for the hot tables: cache prefetch and transparent huge
-//! pages. One of the plugin's few rooms for `unsafe` (with `dpdk/`), because
-//! both hints are raw-pointer intrinsics; neither can cause undefined
-//! behaviour (a prefetch never faults, `madvise` only advises).
+//! Memory for the hot tables: cache prefetch and transparent huge pages.
+//! One of the plugin's few rooms for `unsafe` (with `dpdk/`): both are
+//! raw-pointer operations.
 
 #![allow(unsafe_code)]
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
 
 /// Hints the CPU to bring the cache line holding `p` into all cache levels.
 #[inline(always)]
@@ -18,26 +21,88 @@ pub fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// Allocates `n` default values in one boxed slice and asks the kernel to
-/// back it with transparent huge pages (`madvise(MADV_HUGEPAGE)`), which cuts
-/// TLB misses on random access to a big table. The advice is best-effort.
-pub fn huge_boxed_slice<T: Default + Clone>(n: usize) -> Box<[T]> {
-    let v: Box<[T]> = vec![T::default(); n].into_boxed_slice();
-    let bytes = std::mem::size_of_val(&*v);
-    if bytes >= 2 << 20 {
-        let page = 4096usize;
-        let start = v.as_ptr() as usize;
-        let aligned = (start + page - 1) & !(page - 1);
-        let len = (start + bytes).saturating_sub(aligned) & !(page - 1);
-        if len > 0 {
-            // SAFETY: [aligned, aligned+len) lies inside the live allocation
-            // `v` (rounded inwards to page bounds); MADV_HUGEPAGE changes no
-            // contents, only how the kernel backs the pages.
-            let rc = unsafe { libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
+/// Types for which all-zero bytes is a valid value (and their `Default`).
+///
+/// # Safety
+/// Implement only for plain-data types whose every field is valid when all
+/// its bytes are zero (integers, bools, arrays and structs of them).
+pub unsafe trait Zeroable: Copy {}
+
+// SAFETY: FlowEntry is integers, byte arrays and a bool: all-zero is valid
+// (and is its Default: an unused slot).
+unsafe impl Zeroable for crate::flow::FlowEntry {}
+
+/// One cache line of integers (the memory-limit benchmark's unit).
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
+pub struct CacheLine(pub [u64; 8]);
+
+// SAFETY: eight integers: all-zero is valid.
+unsafe impl Zeroable for CacheLine {}
+
+/// A fixed-size, zero-initialised array aligned to 2 MiB and advised to the
+/// kernel as transparent-huge-page memory *before* it is touched, so the
+/// first-touch faults map huge pages: fewer TLB misses on random access.
+pub struct HugeSlice<T: Zeroable> {
+    ptr: NonNull<T>,
+    len: usize,
+    layout: Layout,
+}
+
+// SAFETY: HugeSlice owns its elements like a Box<[T]>.
+unsafe impl<T: Zeroable + Send> Send for HugeSlice<T> {}
+// SAFETY: shared access only hands out &[T].
+unsafe impl<T: Zeroable + Sync> Sync for HugeSlice<T> {}
+
+const HUGE: usize = 2 << 20;
+
+impl<T: Zeroable> HugeSlice<T> {
+    /// `len` zeroed elements (at least one).
+    pub fn zeroed(len: usize) -> HugeSlice<T> {
+        let len = len.max(1);
+        let bytes = len.checked_mul(std::mem::size_of::<T>()).expect("table size overflows");
+        let align = if bytes >= HUGE { HUGE } else { std::mem::align_of::<T>() };
+        let layout = Layout::from_size_align(bytes.max(1), align).expect("valid layout");
+        // SAFETY: layout has a non-zero size.
+        let p = unsafe { alloc_zeroed(layout) };
+        let Some(ptr) = NonNull::new(p.cast::<T>()) else { std::alloc::handle_alloc_error(layout) };
+        if bytes >= HUGE {
+            // SAFETY: [p, p+bytes) is the allocation just made; MADV_HUGEPAGE
+            // changes no contents, only how the kernel backs the pages.
+            let rc = unsafe { libc::madvise(p.cast(), bytes, libc::MADV_HUGEPAGE) };
             if rc != 0 {
                 tracing::debug!("madvise(MADV_HUGEPAGE) refused; tables use normal pages");
             }
         }
+        HugeSlice { ptr, len, layout }
     }
-    v
+}
+
+impl<T: Zeroable> Deref for HugeSlice<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: ptr points to `len` initialised (zeroed, and T: Zeroable)
+        // elements owned by self.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T: Zeroable> DerefMut for HugeSlice<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in deref, and &mut self gives exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T: Zeroable> Drop for HugeSlice<T> {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeroed` with exactly this layout.
+        unsafe { dealloc(self.ptr.as_ptr().cast(), self.layout) }
+    }
+}
+
+impl<T: Zeroable> std::fmt::Debug for HugeSlice<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HugeSlice({} x {} B)", self.len, std::mem::size_of::<T>())
+    }
 }

@@ -12,6 +12,9 @@ use exporter::record::{Action, Direction};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// How many keys ahead the worker prefetches table buckets.
+const PREFETCH_AHEAD: usize = 12;
+
 /// No ENI (in [`Seen::out_eni`] / [`Seen::in_eni`]).
 pub const NO_ENI: u16 = u16::MAX;
 
@@ -284,16 +287,24 @@ impl<P: Verdicts> Worker<P> {
                 n += 1;
             }
         }
+        for i in 0..n {
+            self.hashes[i] = self.keys[i].hash();
+        }
+        // Pass 2: the table, with the bucket PREFETCH_AHEAD keys on already
+        // requested (a bounded distance: more outstanding misses than the
+        // core's fill buffers only stall the prefetches themselves).
         if let Some(t) = self.table.as_ref() {
-            for i in 0..n {
-                let h = self.keys[i].hash();
-                self.hashes[i] = h;
-                t.prefetch(h);
+            for i in 0..n.min(PREFETCH_AHEAD) {
+                t.prefetch(self.hashes[i]);
             }
         }
-        // Pass 2: the table.
         self.counters.packets += pkts.len() as u64;
         for i in 0..n {
+            if i + PREFETCH_AHEAD < n {
+                if let Some(t) = self.table.as_ref() {
+                    t.prefetch(self.hashes[i + PREFETCH_AHEAD]);
+                }
+            }
             let s = &pkts[usize::from(self.which[i])];
             self.advance(s.secs);
             let key = self.keys[i];

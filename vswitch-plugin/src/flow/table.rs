@@ -8,7 +8,7 @@ use super::FlowKey;
 use crate::mem;
 
 /// Entries examined for a key before the table counts as full for it.
-pub const PROBE: usize = 8;
+pub const PROBE: usize = 16;
 
 /// One flow: key and counters in one 64-byte cache line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub enum Insert {
 /// A per-core flow table for one time slice.
 #[derive(Debug)]
 pub struct FlowTable {
-    entries: Box<[FlowEntry]>,
+    entries: mem::HugeSlice<FlowEntry>,
     mask: usize,
     len: usize,
     slice_start: u64,
@@ -73,7 +73,7 @@ impl FlowTable {
     pub fn new(flows: usize, enis: usize) -> FlowTable {
         let slots = flows.max(PROBE).next_power_of_two();
         FlowTable {
-            entries: mem::huge_boxed_slice(slots),
+            entries: mem::HugeSlice::zeroed(slots),
             mask: slots - 1,
             len: 0,
             slice_start: 0,
