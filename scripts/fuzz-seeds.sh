@@ -8,6 +8,7 @@
 # Usage: scripts/fuzz-seeds.sh [TESTDATA_DIR] [MAX_FRAMES_PER_FILE]
 #   TESTDATA_DIR defaults to $FLOWLOG_TESTDATA, else ../shared/testdata
 #   next to the repository, else /work/shared/testdata.
+#   FUZZ_SEEDS_OUT overrides the output folder.
 # Needs only python3 (no packages beyond the standard library).
 set -euo pipefail
 
@@ -23,7 +24,7 @@ if [[ -z "$testdata" || ! -d "$testdata" ]]; then
     exit 1
 fi
 max="${2:-256}"
-out="$root/fuzz/corpus/parse"
+out="${FUZZ_SEEDS_OUT:-$root/fuzz/corpus/parse}"
 mkdir -p "$out"
 
 python3 - "$testdata" "$out" "$max" <<'PY'

@@ -13,7 +13,7 @@ pub const META_REJECT: u8 = 4;
 /// RECORDS.md's key: `(eni-id, direction, action, srcaddr, dstaddr,
 /// protocol, srcport, dstport)`, packed in 40 bytes. IPv4 addresses sit in
 /// the first four bytes of the 16.
-#[derive(Clone, Copy, Debug, Default, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialOrd, Ord)]
 #[repr(C, align(8))]
 pub struct FlowKey {
     /// Source address.
@@ -38,6 +38,13 @@ impl PartialEq for FlowKey {
     fn eq(&self, o: &FlowKey) -> bool {
         let (a, b) = (self.words(), o.words());
         ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4])) == 0
+    }
+}
+
+impl std::hash::Hash for FlowKey {
+    /// The same words that `eq` compares.
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.words().hash(h);
     }
 }
 

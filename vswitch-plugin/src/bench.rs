@@ -78,7 +78,7 @@ fn template(v6: bool) -> Vec<u8> {
 #[inline(always)]
 fn write_flow(buf: &mut [u8], id: u64, v4: &[u8], v6: &[u8]) -> usize {
     let eni = (id % ENIS) as u8 + 1;
-    if id % 3 == 0 {
+    if id.is_multiple_of(3) {
         buf[..v6.len()].copy_from_slice(v6);
         buf[11] = eni;
         buf[53] = eni; // src fd00::X

@@ -145,10 +145,19 @@ pub fn example_enis() -> Vec<GenEni> {
 /// east-west traffic.
 pub fn generate(spec: &GenSpec, enis: &[GenEni], out: impl Write) -> io::Result<GenStats> {
     if enis.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "the generator needs at least one ENI"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the generator needs at least one ENI",
+        ));
     }
     let mut gen = Gen::new(spec, enis);
-    let mut w = PcapWriter::new(out, WriterOptions { nanos: spec.nanos, ..WriterOptions::default() })?;
+    let mut w = PcapWriter::new(
+        out,
+        WriterOptions {
+            nanos: spec.nanos,
+            ..WriterOptions::default()
+        },
+    )?;
     // Frame k is at start + floor(k * dur / n), kept exactly without a
     // 128-bit division per frame.
     let n = spec.packets.max(1);
@@ -187,7 +196,9 @@ impl Rng {
             z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
             z ^ (z >> 31)
         };
-        Rng { s: [splitmix(), splitmix(), splitmix(), splitmix()] }
+        Rng {
+            s: [splitmix(), splitmix(), splitmix(), splitmix()],
+        }
     }
 
     #[inline]
@@ -336,7 +347,10 @@ fn fold(mut s: u32) -> u16 {
 #[inline]
 fn sum16(b: &[u8]) -> u32 {
     let mut chunks = b.chunks_exact(2);
-    let mut s: u32 = chunks.by_ref().map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+    let mut s: u32 = chunks
+        .by_ref()
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
     if let [last] = chunks.remainder() {
         s += u32::from(*last) << 8;
     }
@@ -346,10 +360,22 @@ fn sum16(b: &[u8]) -> u32 {
 /// Layer-4 payload of one packet.
 #[derive(Clone, Copy)]
 enum L4 {
-    Tcp { flags: u8, seq: u32, ack: u32, len: usize },
-    Udp { len: usize },
+    Tcp {
+        flags: u8,
+        seq: u32,
+        ack: u32,
+        len: usize,
+    },
+    Udp {
+        len: usize,
+    },
     /// Echo request (`reply == false`) or reply, `len` bytes of data.
-    Echo { reply: bool, id: u16, seq: u16, len: usize },
+    Echo {
+        reply: bool,
+        id: u16,
+        seq: u16,
+        len: usize,
+    },
 }
 
 const FIN: u8 = 0x01;
@@ -374,13 +400,18 @@ impl FrameBuf {
             .collect();
         let mut prefix = vec![0u32; PATTERN_LEN + 1];
         for n in 1..=PATTERN_LEN {
-            prefix[n] = if n % 2 == 0 {
+            prefix[n] = if n & 1 == 0 {
                 prefix[n - 2] + u32::from(u16::from_be_bytes([pattern[n - 2], pattern[n - 1]]))
             } else {
                 prefix[n - 1] + (u32::from(pattern[n - 1]) << 8)
             };
         }
-        FrameBuf { b: Vec::with_capacity(2048), pattern, prefix, ip_id: 0 }
+        FrameBuf {
+            b: Vec::with_capacity(2048),
+            pattern,
+            prefix,
+            ip_id: 0,
+        }
     }
 
     fn eth(&mut self, dst: &[u8; 6], src: &[u8; 6], vlans: &[u16], ethertype: u16) {
@@ -412,7 +443,8 @@ impl FrameBuf {
         let [i0, i1] = self.ip_id.to_be_bytes();
         // DF on TCP, as stacks with path MTU discovery set it.
         let df = if proto == 6 { 0x40 } else { 0 };
-        self.b.extend_from_slice(&[0x45, 0, t0, t1, i0, i1, df, 0, ttl, proto, 0, 0]);
+        self.b
+            .extend_from_slice(&[0x45, 0, t0, t1, i0, i1, df, 0, ttl, proto, 0, 0]);
         self.b.extend_from_slice(&src[..4]);
         self.b.extend_from_slice(&dst[..4]);
         let c = fold(sum16(&self.b[start..start + 20]));
@@ -421,8 +453,17 @@ impl FrameBuf {
     }
 
     /// An IPv6 header; returns the L4 pseudo-header sum.
-    fn ipv6(&mut self, src: &[u8], dst: &[u8], next: u8, l4_len: usize, hlim: u8, label: u32) -> u32 {
-        self.b.extend_from_slice(&(0x6000_0000 | (label & 0xf_ffff)).to_be_bytes());
+    fn ipv6(
+        &mut self,
+        src: &[u8],
+        dst: &[u8],
+        next: u8,
+        l4_len: usize,
+        hlim: u8,
+        label: u32,
+    ) -> u32 {
+        self.b
+            .extend_from_slice(&(0x6000_0000 | (label & 0xf_ffff)).to_be_bytes());
         self.b.extend_from_slice(&(l4_len as u16).to_be_bytes());
         self.b.extend_from_slice(&[next, hlim]);
         self.b.extend_from_slice(&src[..16]);
@@ -435,7 +476,12 @@ impl FrameBuf {
     fn l4(&mut self, l4: L4, sport: u16, dport: u16, pseudo: u32, v6: bool) {
         let start = self.b.len();
         let (csum_at, len) = match l4 {
-            L4::Tcp { flags, seq, ack, len } => {
+            L4::Tcp {
+                flags,
+                seq,
+                ack,
+                len,
+            } => {
                 self.b.extend_from_slice(&sport.to_be_bytes());
                 self.b.extend_from_slice(&dport.to_be_bytes());
                 self.b.extend_from_slice(&seq.to_be_bytes());
@@ -452,7 +498,12 @@ impl FrameBuf {
                 self.b.extend_from_slice(&[0, 0]);
                 (6, len)
             }
-            L4::Echo { reply, id, seq, len } => {
+            L4::Echo {
+                reply,
+                id,
+                seq,
+                len,
+            } => {
                 let ty = match (v6, reply) {
                     (false, false) => 8,
                     (false, true) => 0,
@@ -491,8 +542,21 @@ enum Special {
 }
 
 /// Public IPv4 /16s and IPv6 /32s for outside peers.
-const PEER_V4: &[[u8; 2]] = &[[23, 192], [34, 117], [52, 84], [104, 16], [142, 250], [151, 101], [185, 199]];
-const PEER_V6: &[[u16; 2]] = &[[0x2600, 0x1f18], [0x2a00, 0x1450], [0x2606, 0x4700], [0x2a03, 0x2880]];
+const PEER_V4: &[[u8; 2]] = &[
+    [23, 192],
+    [34, 117],
+    [52, 84],
+    [104, 16],
+    [142, 250],
+    [151, 101],
+    [185, 199],
+];
+const PEER_V6: &[[u16; 2]] = &[
+    [0x2600, 0x1f18],
+    [0x2a00, 0x1450],
+    [0x2606, 0x4700],
+    [0x2a03, 0x2880],
+];
 const RESOLVER_V4: [u8; 4] = [8, 8, 8, 8];
 const RESOLVER_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8888);
 const NTP_V4: [u8; 4] = [162, 159, 200, 1];
@@ -513,6 +577,8 @@ struct Gen<'a> {
     packets: u64,
     scan_port: u16,
     telnet_port: u16,
+    /// SYNs left to send from `telnet_port`.
+    telnet_tries: u8,
     arp_n: u64,
     malformed_n: u64,
 }
@@ -553,6 +619,7 @@ impl<'a> Gen<'a> {
             packets: spec.packets,
             scan_port: 0,
             telnet_port: 0,
+            telnet_tries: 0,
             arp_n: 0,
             malformed_n: 0,
         }
@@ -560,13 +627,14 @@ impl<'a> Gen<'a> {
 
     /// Builds frame `k` into `self.fb.b`.
     fn next_frame(&mut self, k: u64) {
-        // Each rare kind at least once in any run of a few dozen frames.
+        // Each rare kind at least once in any run of a few dozen frames: a
+        // telnet attempt (a SYN and two retries), each kind of malformed
+        // frame, ARP, the start of the scan.
         let n = self.packets;
         let forced = match k {
             _ if n < 16 => None,
-            _ if k == n / 11 => Some(Special::Telnet),
-            _ if k == n / 7 => Some(Special::Malformed),
-            _ if k == n / 5 => Some(Special::Malformed),
+            _ if (n / 11..n / 11 + 3).contains(&k) => Some(Special::Telnet),
+            _ if k == n / 7 || k == n / 5 || k == n / 4 => Some(Special::Malformed),
             _ if k == n / 3 => Some(Special::Arp),
             _ if k == n / 2 => Some(Special::Scan),
             _ => None,
@@ -582,7 +650,10 @@ impl<'a> Gen<'a> {
             Some(s) => self.special(s),
             None => {
                 let pick = self.rng.below(*self.cdf.last().unwrap_or(&1));
-                let i = self.cdf.partition_point(|&c| c <= pick).min(self.flows.len() - 1);
+                let i = self
+                    .cdf
+                    .partition_point(|&c| c <= pick)
+                    .min(self.flows.len() - 1);
                 self.flow_packet(i);
             }
         }
@@ -612,13 +683,25 @@ impl<'a> Gen<'a> {
             } else if step == l - 1 {
                 (true, ACK, 0)
             } else if rng.pct(c_share) {
-                let len = if rng.pct(c_ack) { 0 } else { rng.range(c_len.0, c_len.1) };
+                let len = if rng.pct(c_ack) {
+                    0
+                } else {
+                    rng.range(c_len.0, c_len.1)
+                };
                 (true, if len == 0 { ACK } else { PSH | ACK }, len)
             } else {
-                let len = if rng.pct(s_full) { mss } else { rng.range(s_len.0, s_len.1.min(mss)) };
+                let len = if rng.pct(s_full) {
+                    mss
+                } else {
+                    rng.range(s_len.0, s_len.1.min(mss))
+                };
                 (false, if len == mss { ACK } else { PSH | ACK }, len)
             };
-            let (seq, ack) = if to_server { (f.seq_c, f.seq_s) } else { (f.seq_s, f.seq_c) };
+            let (seq, ack) = if to_server {
+                (f.seq_c, f.seq_s)
+            } else {
+                (f.seq_s, f.seq_c)
+            };
             let ack = if flags & ACK != 0 { ack } else { 0 };
             let advance = len + u32::from(flags & (SYN | FIN) != 0);
             if to_server {
@@ -636,17 +719,33 @@ impl<'a> Gen<'a> {
                 f.conn_len = 7 + rng.below(u64::from(f.span)) as u32;
                 f.rst = rng.pct(5);
             }
-            (to_server, L4::Tcp { flags, seq, ack, len: len as usize })
+            (
+                to_server,
+                L4::Tcp {
+                    flags,
+                    seq,
+                    ack,
+                    len: len as usize,
+                },
+            )
         } else if f.app == App::Echo {
-            let reply = f.step % 2 == 1;
+            let reply = f.step & 1 == 1;
             if !reply {
                 f.echo_seq = f.echo_seq.wrapping_add(1);
             }
             f.step += 1;
-            (!reply, L4::Echo { reply, id: f.echo_id, seq: f.echo_seq, len: c_len.0 as usize })
+            (
+                !reply,
+                L4::Echo {
+                    reply,
+                    id: f.echo_id,
+                    seq: f.echo_seq,
+                    len: c_len.0 as usize,
+                },
+            )
         } else {
             let to_server = if f.app == App::Dns || f.app == App::Ntp {
-                f.step % 2 == 0
+                f.step & 1 == 0
             } else {
                 rng.pct(c_share)
             };
@@ -655,7 +754,12 @@ impl<'a> Gen<'a> {
             }
             f.step += 1;
             let (lo, hi) = if to_server { c_len } else { s_len };
-            (to_server, L4::Udp { len: rng.range(lo, hi) as usize })
+            (
+                to_server,
+                L4::Udp {
+                    len: rng.range(lo, hi) as usize,
+                },
+            )
         };
         let f = &self.flows[i];
         emit(&mut self.fb, &mut self.stats, f, to_server, l4);
@@ -668,9 +772,11 @@ impl<'a> Gen<'a> {
             Special::Telnet | Special::Scan => {
                 let (src, sport, dport) = if s == Special::Telnet {
                     // A SYN and two retransmissions per client port.
-                    if self.stats.telnet % 3 == 0 {
+                    if self.telnet_tries == 0 {
                         self.telnet_port = self.rng.ephemeral_port();
+                        self.telnet_tries = 3;
                     }
+                    self.telnet_tries -= 1;
                     self.stats.telnet += 1;
                     (TELNET_SOURCE, self.telnet_port, 23)
                 } else {
@@ -682,7 +788,18 @@ impl<'a> Gen<'a> {
                 let dst = target.ipv4.octets();
                 let pseudo = fb.ipv4(&src.octets(), &dst, 6, 20, 47);
                 let seq = self.rng.u32();
-                fb.l4(L4::Tcp { flags: SYN, seq, ack: 0, len: 0 }, sport, dport, pseudo, false);
+                fb.l4(
+                    L4::Tcp {
+                        flags: SYN,
+                        seq,
+                        ack: 0,
+                        len: 0,
+                    },
+                    sport,
+                    dport,
+                    pseudo,
+                    false,
+                );
                 fb.pad();
                 self.stats.ipv4 += 1;
                 self.stats.tcp += 1;
@@ -694,7 +811,7 @@ impl<'a> Gen<'a> {
                 let eni = self.enis[self.rng.below(self.enis.len() as u64) as usize];
                 let ip = eni.ipv4.octets();
                 let gw_ip = [ip[0], ip[1], ip[2], 1];
-                if self.arp_n % 2 == 1 {
+                if self.arp_n & 1 == 1 {
                     // Who has the ENI's address? Asked by the gateway, broadcast.
                     fb.eth(&[0xff; 6], &GATEWAY_MAC, &[], ETH_ARP);
                     fb.b.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
@@ -739,7 +856,18 @@ impl<'a> Gen<'a> {
                         // IPv4 Total Length 1500 in a 54-byte frame.
                         fb.eth(&GATEWAY_MAC, &eni.mac, &[], ETH_IPV4);
                         let pseudo = fb.ipv4(&src, &dst, 6, 1480, 64);
-                        fb.l4(L4::Tcp { flags: ACK, seq: 1, ack: 1, len: 0 }, 40_000, 443, pseudo, false);
+                        fb.l4(
+                            L4::Tcp {
+                                flags: ACK,
+                                seq: 1,
+                                ack: 1,
+                                len: 0,
+                            },
+                            40_000,
+                            443,
+                            pseudo,
+                            false,
+                        );
                     }
                 }
                 self.stats.malformed += 1;
@@ -751,16 +879,25 @@ impl<'a> Gen<'a> {
 /// Writes one packet of `f` into `fb` and counts it.
 fn emit(fb: &mut FrameBuf, stats: &mut GenStats, f: &Flow, to_server: bool, l4: L4) {
     let (src_mac, dst_mac, src, dst, sport, dport, ttl, pad) = if to_server {
-        (&f.c_mac, &f.s_mac, &f.c_ip, &f.s_ip, f.c_port, f.s_port, f.c_ttl, f.c_pad)
+        (
+            &f.c_mac, &f.s_mac, &f.c_ip, &f.s_ip, f.c_port, f.s_port, f.c_ttl, f.c_pad,
+        )
     } else {
-        (&f.s_mac, &f.c_mac, &f.s_ip, &f.c_ip, f.s_port, f.c_port, f.s_ttl, f.s_pad)
+        (
+            &f.s_mac, &f.c_mac, &f.s_ip, &f.c_ip, f.s_port, f.c_port, f.s_ttl, f.s_pad,
+        )
     };
     let (proto, l4_len) = match l4 {
         L4::Tcp { len, .. } => (6u8, 20 + len),
         L4::Udp { len } => (17, 8 + len),
         L4::Echo { len, .. } => (if f.v6 { 58 } else { 1 }, 8 + len),
     };
-    fb.eth(dst_mac, src_mac, &f.vlans[..f.n_vlans], if f.v6 { ETH_IPV6 } else { ETH_IPV4 });
+    fb.eth(
+        dst_mac,
+        src_mac,
+        &f.vlans[..f.n_vlans],
+        if f.v6 { ETH_IPV6 } else { ETH_IPV4 },
+    );
     let pseudo = if f.v6 {
         stats.ipv6 += 1;
         stats.ip_bytes += 40 + l4_len as u64;
@@ -856,7 +993,13 @@ fn new_flow(rng: &mut Rng, enis: &[GenEni], rank: usize, expected: u64) -> Flow 
         App::Statsd => 8125,
         App::Echo => 0,
     };
-    let ip_of = |e: &GenEni| if v6 { e.ipv6.octets() } else { v4_16(e.ipv4.octets()) };
+    let ip_of = |e: &GenEni| {
+        if v6 {
+            e.ipv6.octets()
+        } else {
+            v4_16(e.ipv4.octets())
+        }
+    };
     let ai = rng.below(enis.len() as u64) as usize;
     let a = &enis[ai];
     let peer = |rng: &mut Rng| -> [u8; 16] {
@@ -873,8 +1016,17 @@ fn new_flow(rng: &mut Rng, enis: &[GenEni], rank: usize, expected: u64) -> Flow 
                 let p = PEER_V6[rng.below(PEER_V6.len() as u64) as usize];
                 let h = rng.next_u64();
                 let seg = |i: u32| (h >> (16 * i)) as u16;
-                Ipv6Addr::new(p[0], p[1], 0, rng.below(0x1000) as u16, seg(0), seg(1), seg(2), seg(3) | 1)
-                    .octets()
+                Ipv6Addr::new(
+                    p[0],
+                    p[1],
+                    0,
+                    rng.below(0x1000) as u16,
+                    seg(0),
+                    seg(1),
+                    seg(2),
+                    seg(3) | 1,
+                )
+                .octets()
             }
         }
     };
@@ -893,7 +1045,10 @@ fn new_flow(rng: &mut Rng, enis: &[GenEni], rank: usize, expected: u64) -> Flow 
     };
     let (vlans, n_vlans) = match rng.below(100) {
         0..3 => ([rng.range(100, 4000) as u16, 0], 1),
-        3..4 => ([rng.range(100, 4000) as u16, rng.range(100, 4000) as u16], 2),
+        3..4 => (
+            [rng.range(100, 4000) as u16, rng.range(100, 4000) as u16],
+            2,
+        ),
         _ => ([0, 0], 0),
     };
     let outside_ttl = 64 - rng.range(5, 20) as u8;
@@ -904,7 +1059,11 @@ fn new_flow(rng: &mut Rng, enis: &[GenEni], rank: usize, expected: u64) -> Flow 
         c_ip,
         s_ip,
         v6,
-        c_port: if app == App::Echo { 0 } else { rng.ephemeral_port() },
+        c_port: if app == App::Echo {
+            0
+        } else {
+            rng.ephemeral_port()
+        },
         s_port,
         app,
         vlans,
@@ -923,5 +1082,353 @@ fn new_flow(rng: &mut Rng, enis: &[GenEni], rank: usize, expected: u64) -> Flow 
         seq_s: rng.u32(),
         echo_id: rng.u32() as u16,
         echo_seq: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::capture::Capture;
+
+    fn gen_bytes(spec: &GenSpec) -> (Vec<u8>, GenStats) {
+        let mut out = Vec::new();
+        let stats = generate(spec, &example_enis(), &mut out).unwrap();
+        (out, stats)
+    }
+
+    fn small(seed: u64) -> GenSpec {
+        GenSpec {
+            packets: 30_000,
+            seed,
+            ..GenSpec::default()
+        }
+    }
+
+    #[test]
+    fn same_seed_same_bytes_other_seed_other_bytes() {
+        let (a, sa) = gen_bytes(&small(7));
+        let (b, sb) = gen_bytes(&small(7));
+        assert!(a == b, "same seed, different bytes");
+        assert_eq!(sa, sb);
+        let (c, _) = gen_bytes(&small(8));
+        assert!(a != c, "different seeds, same bytes");
+    }
+
+    #[test]
+    fn edge_cases() {
+        let e = generate(&small(1), &[], Vec::new()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        let (out, stats) = gen_bytes(&GenSpec {
+            packets: 0,
+            ..GenSpec::default()
+        });
+        assert_eq!((out.len(), stats), (24, GenStats::default()));
+        // One ENI: nothing east-west, still every frame.
+        let one = &example_enis()[..1];
+        let mut out = Vec::new();
+        let stats = generate(
+            &GenSpec {
+                packets: 500,
+                ..GenSpec::default()
+            },
+            one,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!((stats.packets, stats.east_west), (500, 0));
+        let cap = Capture::from_vec("one.pcap", out).unwrap();
+        assert_eq!(cap.frames().count(), 500);
+        // Nanosecond pcap: 7 frames over 1 s are 142 857 142 ns apart.
+        let spec = GenSpec {
+            packets: 7,
+            duration_s: 1,
+            nanos: true,
+            ..GenSpec::default()
+        };
+        let (out, _) = gen_bytes(&spec);
+        let cap = Capture::from_vec("ns.pcap", out).unwrap();
+        let ts: Vec<u64> = cap
+            .frames()
+            .map(|f| f.unwrap().ts_nanos - 1_704_067_200_000_000_000)
+            .collect();
+        assert_eq!(
+            ts,
+            [
+                0,
+                142_857_142,
+                285_714_285,
+                428_571_428,
+                571_428_571,
+                714_285_714,
+                857_142_857
+            ]
+        );
+    }
+
+    /// What a frame is, by an independent reading of its bytes.
+    #[derive(Default, Debug, PartialEq, Eq)]
+    struct Seen {
+        stats: GenStats,
+        flags: HashMap<u8, u64>,
+        pairs: HashMap<([u8; 16], [u8; 16]), u64>,
+    }
+
+    /// Reads one generated frame, checking every checksum.
+    fn look(d: &[u8], seen: &mut Seen, macs: &[[u8; 6]]) {
+        let s = &mut seen.stats;
+        s.packets += 1;
+        s.frame_bytes += d.len() as u64;
+        let (dst_mac, src_mac): ([u8; 6], [u8; 6]) =
+            (d[0..6].try_into().unwrap(), d[6..12].try_into().unwrap());
+        let mut off = 12;
+        let mut et = u16::from_be_bytes([d[off], d[off + 1]]);
+        let mut tags = 0;
+        while et == 0x8100 || et == 0x88a8 {
+            off += 4;
+            tags += 1;
+            et = u16::from_be_bytes([d[off], d[off + 1]]);
+        }
+        off += 2;
+        match tags {
+            0 => {}
+            1 => s.vlan_single += 1,
+            _ => s.vlan_double += 1,
+        }
+        let ip = &d[off..];
+        let (src, dst, proto, l4, pseudo) = match et {
+            0x0806 => {
+                s.arp += 1;
+                return;
+            }
+            0x0800 => {
+                let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+                if ip[0] != 0x45 || total > ip.len() {
+                    s.malformed += 1;
+                    return;
+                }
+                assert_eq!(fold(sum16(&ip[..20])), 0, "IPv4 header checksum");
+                s.ipv4 += 1;
+                s.ip_bytes += total as u64;
+                let (src, dst) = (
+                    v4_16(ip[12..16].try_into().unwrap()),
+                    v4_16(ip[16..20].try_into().unwrap()),
+                );
+                let l4 = &ip[20..total];
+                let pseudo = sum16(&ip[12..20]) + u32::from(ip[9]) + l4.len() as u32;
+                (src, dst, ip[9], l4, if ip[9] == 1 { 0 } else { pseudo })
+            }
+            0x86dd => {
+                if ip.len() < 40 {
+                    s.malformed += 1;
+                    return;
+                }
+                let plen = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+                s.ipv6 += 1;
+                s.ip_bytes += 40 + plen as u64;
+                let l4 = &ip[40..40 + plen];
+                let pseudo = sum16(&ip[8..40]) + plen as u32 + u32::from(ip[6]);
+                (
+                    ip[8..24].try_into().unwrap(),
+                    ip[24..40].try_into().unwrap(),
+                    ip[6],
+                    l4,
+                    pseudo,
+                )
+            }
+            other => panic!("EtherType {other:#x}"),
+        };
+        assert_eq!(fold(pseudo + sum16(l4)), 0, "L4 checksum, protocol {proto}");
+        let ew = macs.contains(&src_mac) && macs.contains(&dst_mac);
+        assert!(ew || src_mac == GATEWAY_MAC || dst_mac == GATEWAY_MAC);
+        if ew {
+            s.east_west += 1;
+        } else {
+            s.north_south += 1;
+        }
+        let key = if src < dst { (src, dst) } else { (dst, src) };
+        *seen.pairs.entry(key).or_default() += 1;
+        match proto {
+            6 => {
+                s.tcp += 1;
+                let flags = l4[13];
+                *seen.flags.entry(flags).or_default() += 1;
+                let dport = u16::from_be_bytes([l4[2], l4[3]]);
+                if src[..4] == TELNET_SOURCE.octets() && src[4..] == [0; 12] {
+                    assert_eq!((dport, flags), (23, SYN));
+                    s.telnet += 1;
+                } else if src[..4] == SCANNER.octets() && src[4..] == [0; 12] {
+                    assert_eq!(flags, SYN);
+                    s.port_scan += 1;
+                } else if flags == SYN {
+                    s.tcp_connections += 1;
+                }
+            }
+            17 => s.udp += 1,
+            1 => s.icmp += 1,
+            58 => s.icmpv6 += 1,
+            other => panic!("protocol {other}"),
+        }
+    }
+
+    #[test]
+    fn reads_back_with_correct_checksums_and_counts() {
+        let spec = GenSpec {
+            packets: 40_000,
+            seed: 3,
+            duration_s: 180,
+            ..GenSpec::default()
+        };
+        let (bytes, stats) = gen_bytes(&spec);
+        let cap = Capture::from_vec("gen.pcap", bytes).unwrap();
+        let macs: Vec<[u8; 6]> = example_enis().iter().map(|e| e.mac).collect();
+        let mut seen = Seen::default();
+        let mut it = cap.frames();
+        let start = spec.start_unix * 1_000_000_000;
+        let mut last = 0;
+        for f in it.by_ref() {
+            let f = f.unwrap();
+            assert!(
+                f.ts_nanos >= last && f.ts_nanos >= start && f.ts_nanos < start + 180_000_000_000
+            );
+            last = f.ts_nanos;
+            assert_eq!(f.orig_len as usize, f.data.len());
+            look(f.data, &mut seen, &macs);
+        }
+        assert_eq!(it.truncated(), None);
+        assert_eq!(seen.stats.packets, spec.packets);
+        // The last frame is at start + floor((n - 1) * duration / n), to the µs.
+        assert_eq!(last, (start + 179_995_500_000) / 1000 * 1000);
+        assert_eq!(
+            seen.stats, stats,
+            "the generator's counts disagree with its bytes"
+        );
+
+        // The sums the documentation promises.
+        let ip = stats.ipv4 + stats.ipv6;
+        assert_eq!(stats.packets, ip + stats.arp + stats.malformed);
+        assert_eq!(ip, stats.tcp + stats.udp + stats.icmp + stats.icmpv6);
+        assert_eq!(ip, stats.east_west + stats.north_south);
+        // Every kind is there.
+        for (name, n) in [
+            ("ipv6", stats.ipv6),
+            ("udp", stats.udp),
+            ("icmp", stats.icmp),
+            ("icmpv6", stats.icmpv6),
+            ("east_west", stats.east_west),
+            ("vlan_single", stats.vlan_single),
+            ("vlan_double", stats.vlan_double),
+            ("arp", stats.arp),
+            ("malformed", stats.malformed),
+            ("telnet", stats.telnet),
+            ("port_scan", stats.port_scan),
+        ] {
+            assert!(n > 0, "no {name} in {stats:?}");
+        }
+        assert!(stats.ipv4 > stats.ipv6 && stats.tcp > stats.udp);
+        assert!(stats.telnet >= 3 && stats.malformed >= 3, "{stats:?}");
+        for flags in [SYN, SYN | ACK, ACK, PSH | ACK, FIN | ACK, RST | ACK] {
+            assert!(
+                seen.flags.contains_key(&flags),
+                "no TCP flags {flags:#04x}: {:?}",
+                seen.flags
+            );
+        }
+        // Top talkers: the busiest address pair carries well over its share.
+        let top = seen.pairs.values().max().copied().unwrap_or(0);
+        assert!(top * 20 > ip, "top pair {top} of {ip}");
+        println!(
+            "{stats:#?}\ntop pair {top} of {ip}, {} pairs",
+            seen.pairs.len()
+        );
+    }
+
+    #[test]
+    fn example_config_matches_example_enis() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/example.json");
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let from_config: Vec<GenEni> = v["enis"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let mac_s = e["mac"].as_str().unwrap();
+                let mut mac = [0u8; 6];
+                for (i, part) in mac_s.split(':').enumerate() {
+                    mac[i] = u8::from_str_radix(part, 16).unwrap();
+                }
+                let ips: Vec<IpAddr> = e["ips"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|ip| ip.as_str().unwrap().parse().unwrap())
+                    .collect();
+                let ipv4 = ips.iter().find_map(|ip| match ip {
+                    IpAddr::V4(a) => Some(*a),
+                    IpAddr::V6(_) => None,
+                });
+                let ipv6 = ips.iter().find_map(|ip| match ip {
+                    IpAddr::V6(a) => Some(*a),
+                    IpAddr::V4(_) => None,
+                });
+                GenEni {
+                    mac,
+                    ipv4: ipv4.unwrap(),
+                    ipv6: ipv6.unwrap(),
+                }
+            })
+            .collect();
+        assert_eq!(from_config, example_enis());
+        assert_eq!(v["host"], "hv-0001");
+    }
+
+    /// Generator throughput. Run by hand, in release:
+    /// `cargo test --release -p vswitch-plugin --no-default-features --lib
+    /// gen::tests::throughput -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement, not a test"]
+    fn throughput() {
+        use std::time::Instant;
+        let spec = GenSpec {
+            packets: 5_000_000,
+            ..GenSpec::default()
+        };
+        let enis = example_enis();
+        for round in 0..2 {
+            let t = Instant::now();
+            let stats = generate(&spec, &enis, io::sink()).unwrap();
+            let s = t.elapsed().as_secs_f64();
+            println!(
+                "round {round}, to io::sink: {:.2} Mpps, {:.2} GB/s of pcap, mean frame {} B",
+                stats.packets as f64 / s / 1e6,
+                stats.frame_bytes as f64 / s / 1e9,
+                stats.frame_bytes / stats.packets
+            );
+        }
+        // /dev/null (the write system calls), a file on disk and one in memory
+        // (tmpfs) where there is one: the last two are bound by how fast the
+        // machine takes writes (`dd bs=1M` gives the ceiling).
+        let mut paths = vec![std::path::PathBuf::from("/dev/null")];
+        paths.push(std::env::temp_dir().join("flowlog-gen-bench.pcap"));
+        if std::path::Path::new("/dev/shm").is_dir() {
+            paths.push("/dev/shm/flowlog-gen-bench.pcap".into());
+        }
+        for path in paths {
+            let t = Instant::now();
+            let stats = generate(&spec, &enis, std::fs::File::create(&path).unwrap()).unwrap();
+            let s = t.elapsed().as_secs_f64();
+            println!(
+                "to {}: {:.2} Mpps, {:.2} GB/s",
+                path.display(),
+                stats.packets as f64 / s / 1e6,
+                stats.frame_bytes as f64 / s / 1e9
+            );
+            if path != std::path::Path::new("/dev/null") {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
     }
 }

@@ -136,7 +136,7 @@ fn frame(p: &Pkt) -> Vec<u8> {
     f.extend(ip(p.src));
     f.extend(ip(p.dst));
     f.extend(l4);
-    f.extend(std::iter::repeat(0xab).take(usize::from(p.payload)));
+    f.extend(std::iter::repeat_n(0xab, usize::from(p.payload)));
     f
 }
 
@@ -155,12 +155,7 @@ fn reference(pkts: &[Pkt], start_ns: u64) -> BTreeMap<RecKey, (u64, u64, u64, u6
             (p.sport, p.dport)
         };
         let flags = if p.proto == 6 { p.flags } else { 0 };
-        let bytes =
-            (20 + match p.proto {
-                6 => 20,
-                17 => 8,
-                _ => 8,
-            } + u64::from(p.payload)) as u64;
+        let bytes = 20 + if p.proto == 6 { 20 } else { 8 } + u64::from(p.payload);
         let mut obs = Vec::new();
         if p.src != 0 {
             obs.push((p.src, "out"));

@@ -1,10 +1,11 @@
 //! Reading and writing packet captures, fast.
 //!
 //! [`Capture::open`] memory-maps a classic pcap or a pcapng file
-//! ([`mmap`](self) holds the only `unsafe` of this module) and [`Frames`]
+//! (`capture/mmap.rs` holds the only `unsafe` of this module) and [`Frames`]
 //! walks its records in place: every [`Frame`] borrows its bytes from the
-//! mapping, nothing is copied. That is what makes a replay faster than `cat
-//! FILE > /dev/null`, which copies every byte once.
+//! mapping, nothing is copied. With the cache lines ahead of the cursor
+//! touched early (see `Frames::warm_ahead`), that makes a replay's read
+//! faster than `cat FILE > /dev/null`, which copies every byte once.
 //!
 //! Iteration yields `Result<Frame, CaptureError>`:
 //! - `Ok(frame)` for each packet, in file order;
@@ -330,20 +331,32 @@ impl Capture {
     /// Maps the file at `path` and checks its header.
     pub fn open(path: &Path) -> Result<Capture, CaptureError> {
         let file = File::open(path).map_err(|source| match source.kind() {
-            io::ErrorKind::NotFound => CaptureError::NotFound { path: path.to_owned() },
-            _ => CaptureError::Io { path: path.to_owned(), source },
+            io::ErrorKind::NotFound => CaptureError::NotFound {
+                path: path.to_owned(),
+            },
+            _ => CaptureError::Io {
+                path: path.to_owned(),
+                source,
+            },
         })?;
-        let meta = file
-            .metadata()
-            .map_err(|source| CaptureError::Io { path: path.to_owned(), source })?;
+        let meta = file.metadata().map_err(|source| CaptureError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         if !meta.is_file() {
-            return Err(CaptureError::NotAFile { path: path.to_owned() });
+            return Err(CaptureError::NotAFile {
+                path: path.to_owned(),
+            });
         }
         if meta.len() == 0 {
-            return Err(CaptureError::Empty { path: path.to_owned() });
+            return Err(CaptureError::Empty {
+                path: path.to_owned(),
+            });
         }
-        let map = mmap::map_readonly(&file)
-            .map_err(|source| CaptureError::Io { path: path.to_owned(), source })?;
+        let map = mmap::map_readonly(&file).map_err(|source| CaptureError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         Capture::new(path.to_owned(), Bytes::Mapped(map))
     }
 
@@ -359,7 +372,11 @@ impl Capture {
 
     fn new(path: PathBuf, bytes: Bytes) -> Result<Capture, CaptureError> {
         let format = detect(&path, bytes.as_slice())?;
-        Ok(Capture { path, bytes, format })
+        Ok(Capture {
+            path,
+            bytes,
+            format,
+        })
     }
 
     /// The file's path (or the name given to [`Capture::from_vec`]).
@@ -391,14 +408,28 @@ impl Capture {
             CaptureFormat::Pcap(h) => (Walk::Pcap(pcap::PcapWalk::new(&h)), pcap::FILE_HEADER_LEN),
             CaptureFormat::Pcapng { .. } => (Walk::Pcapng(pcapng::NgWalk::new()), 0),
         };
-        Frames { cap: self, data, pos, yielded: 0, walk, done: false, truncated: None }
+        Frames {
+            cap: self,
+            data,
+            pos,
+            yielded: 0,
+            warmed: 0,
+            walk,
+            done: false,
+            truncated: None,
+        }
     }
 }
 
 /// Reads the magic and the file header; everything `frames()` relies on.
 fn detect(path: &Path, data: &[u8]) -> Result<CaptureFormat, CaptureError> {
     let len = data.len() as u64;
-    let too_short = |format, need| CaptureError::TooShort { path: path.to_owned(), len, format, need };
+    let too_short = |format, need| CaptureError::TooShort {
+        path: path.to_owned(),
+        len,
+        format,
+        need,
+    };
     if data.len() < 4 {
         return Err(too_short("pcap", pcap::FILE_HEADER_LEN as u64));
     }
@@ -435,13 +466,12 @@ fn detect(path: &Path, data: &[u8]) -> Result<CaptureFormat, CaptureError> {
         let big_endian = match bom {
             PCAPNG_BYTE_ORDER => true,
             m if m.swap_bytes() == PCAPNG_BYTE_ORDER => false,
-            m => {
-                return Err(CaptureError::NotACapture {
-                    path: path.to_owned(),
-                    magic: m,
-                    hint: "it starts like pcapng but its byte-order magic is wrong: the file is damaged",
-                })
-            }
+            m => return Err(CaptureError::NotACapture {
+                path: path.to_owned(),
+                magic: m,
+                hint:
+                    "it starts like pcapng but its byte-order magic is wrong: the file is damaged",
+            }),
         };
         let rd16 = |i: usize| {
             let b = [data[i], data[i + 1]];
@@ -462,7 +492,11 @@ fn detect(path: &Path, data: &[u8]) -> Result<CaptureFormat, CaptureError> {
         }
         return Ok(CaptureFormat::Pcapng { big_endian });
     }
-    Err(CaptureError::NotACapture { path: path.to_owned(), magic: magic_be, hint: hint(magic_be) })
+    Err(CaptureError::NotACapture {
+        path: path.to_owned(),
+        magic: magic_be,
+        hint: hint(magic_be),
+    })
 }
 
 /// A guess at what a non-capture file is, with the way out.
@@ -471,11 +505,15 @@ fn hint(magic_be: u32) -> &'static str {
         m if m >> 16 == 0x1f8b => "it is gzip-compressed: gunzip it first",
         0x28b5_2ffd => "it is zstd-compressed: unzstd it first",
         0xfd37_7a58 => "it is xz-compressed: unxz it first",
-        0x425a_6839 | 0x425a_6831..=0x425a_6838 => "it is bzip2-compressed: bunzip2 it first",
+        0x425a_6831..=0x425a_6839 => "it is bzip2-compressed: bunzip2 it first",
         m if m == 0xa1b2_cd34 || m.swap_bytes() == 0xa1b2_cd34 => {
             "it is a modified (Kuznetzov) pcap: rewrite it with `editcap -F pcap IN OUT`"
         }
-        m if m.to_be_bytes().iter().all(|b| b.is_ascii_graphic() || *b == b' ') => {
+        m if m
+            .to_be_bytes()
+            .iter()
+            .all(|b| b.is_ascii_graphic() || *b == b' ') =>
+        {
             "it looks like text (a tcpdump decode?); pass the capture file itself"
         }
         _ => "pass a .pcap or .pcapng capture (convert others with `editcap -F pcap IN OUT`)",
@@ -509,12 +547,38 @@ pub struct Frames<'a> {
     /// Offset of the next record (or block) to read.
     pos: usize,
     yielded: u64,
+    /// Bytes before this were touched by `warm_ahead`.
+    warmed: usize,
     walk: Walk,
     done: bool,
     truncated: Option<TruncatedAt>,
 }
 
+/// How far ahead of the record being read [`Frames`] touches the file.
+const WARM_AHEAD: usize = 16 * 1024;
+/// A cache line.
+const LINE: usize = 64;
+
 impl<'a> Frames<'a> {
+    /// Loads one byte of every cache line up to [`WARM_AHEAD`] bytes past the
+    /// cursor. Finding the next record needs the length in the current one,
+    /// so a plain walk waits for one memory miss per record, one after the
+    /// other (about twice as slow as `cat`). These loads depend on nothing,
+    /// so the CPU issues them in parallel and the sequential streams
+    /// prefetchers take over: the walk then beats `cat` (see
+    /// `capture::tests::reader_throughput`). Safe code, unlike a prefetch
+    /// intrinsic.
+    #[inline(always)]
+    fn warm_ahead(&mut self) {
+        let limit = (self.pos + WARM_AHEAD).min(self.data.len());
+        let mut acc = 0u8;
+        while self.warmed < limit {
+            acc ^= self.data[self.warmed];
+            self.warmed += LINE;
+        }
+        std::hint::black_box(acc);
+    }
+
     /// Set once iteration has stopped at a record cut by the end of the file.
     pub fn truncated(&self) -> Option<TruncatedAt> {
         self.truncated
@@ -540,6 +604,7 @@ impl<'a> Iterator for Frames<'a> {
         if self.done {
             return None;
         }
+        self.warm_ahead();
         // A walker leaves `pos` at the record it could not read.
         let step = match &mut self.walk {
             Walk::Pcap(w) => w.step(self.data, &mut self.pos),
@@ -556,8 +621,10 @@ impl<'a> Iterator for Frames<'a> {
             }
             Step::Truncated => {
                 self.done = true;
-                self.truncated =
-                    Some(TruncatedAt { offset: self.pos as u64, frame: self.yielded + 1 });
+                self.truncated = Some(TruncatedAt {
+                    offset: self.pos as u64,
+                    frame: self.yielded + 1,
+                });
                 None
             }
             Step::Corrupt(what) => {

@@ -21,7 +21,12 @@ fn rd32(b: &[u8; 4], big_endian: bool) -> u32 {
 
 /// Reads the file header; `data` holds at least [`FILE_HEADER_LEN`] bytes.
 pub(super) fn read_file_header(data: &[u8], big_endian: bool, nanos: bool) -> PcapHeader {
-    let field = |i: usize| rd32(&[data[i], data[i + 1], data[i + 2], data[i + 3]], big_endian);
+    let field = |i: usize| {
+        rd32(
+            &[data[i], data[i + 1], data[i + 2], data[i + 3]],
+            big_endian,
+        )
+    };
     let versions = field(4);
     // Major then minor, each 16 bits in the file's byte order.
     let (major, minor) = if big_endian {
@@ -69,12 +74,24 @@ impl PcapWalk {
     pub(super) fn step<'a>(&self, data: &'a [u8], pos: &mut usize) -> Step<'a> {
         let rest = &data[(*pos).min(data.len())..];
         let Some((hdr, body)) = rest.split_first_chunk::<RECORD_HEADER_LEN>() else {
-            return if rest.is_empty() { Step::End } else { Step::Truncated };
+            return if rest.is_empty() {
+                Step::End
+            } else {
+                Step::Truncated
+            };
         };
-        let word = |i: usize| rd32(&[hdr[i], hdr[i + 1], hdr[i + 2], hdr[i + 3]], self.big_endian);
+        let word = |i: usize| {
+            rd32(
+                &[hdr[i], hdr[i + 1], hdr[i + 2], hdr[i + 3]],
+                self.big_endian,
+            )
+        };
         let (secs, frac, caplen, orig_len) = (word(0), word(4), word(8), word(12));
         if caplen > self.max_caplen {
-            return Step::Corrupt(Corruption::CaplenTooLarge { caplen, max: self.max_caplen });
+            return Step::Corrupt(Corruption::CaplenTooLarge {
+                caplen,
+                max: self.max_caplen,
+            });
         }
         let Some(frame) = body.get(..caplen as usize) else {
             return Step::Truncated;

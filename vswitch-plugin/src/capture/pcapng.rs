@@ -90,7 +90,11 @@ struct Block<'a> {
 
 impl NgWalk {
     pub(super) fn new() -> NgWalk {
-        NgWalk { big_endian: false, interfaces: Vec::new(), last_ts: 0 }
+        NgWalk {
+            big_endian: false,
+            interfaces: Vec::new(),
+            last_ts: 0,
+        }
     }
 
     #[inline(always)]
@@ -152,7 +156,8 @@ impl NgWalk {
                         return too_short;
                     }
                     let id = self.u32_at(body, 0);
-                    let ts = u64::from(self.u32_at(body, 4)) << 32 | u64::from(self.u32_at(body, 8));
+                    let ts =
+                        u64::from(self.u32_at(body, 4)) << 32 | u64::from(self.u32_at(body, 8));
                     let (caplen, orig_len) = (self.u32_at(body, 12), self.u32_at(body, 16));
                     Some((id, Some(ts), caplen, orig_len, 20))
                 }
@@ -175,7 +180,8 @@ impl NgWalk {
                         return too_short;
                     }
                     let id = u32::from(self.u16_at(body, 0));
-                    let ts = u64::from(self.u32_at(body, 4)) << 32 | u64::from(self.u32_at(body, 8));
+                    let ts =
+                        u64::from(self.u32_at(body, 4)) << 32 | u64::from(self.u32_at(body, 8));
                     let (caplen, orig_len) = (self.u32_at(body, 12), self.u32_at(body, 16));
                     Some((id, Some(ts), caplen, orig_len, 20))
                 }
@@ -189,7 +195,10 @@ impl NgWalk {
                 return Step::Corrupt(Corruption::UnknownInterface(id));
             };
             if caplen > iface.max_caplen {
-                return Step::Corrupt(Corruption::CaplenTooLarge { caplen, max: iface.max_caplen });
+                return Step::Corrupt(Corruption::CaplenTooLarge {
+                    caplen,
+                    max: iface.max_caplen,
+                });
             }
             let Some(frame) = body.get(fixed..fixed + caplen as usize) else {
                 return too_short;
@@ -239,7 +248,7 @@ impl NgWalk {
         }
         let btype = self.u32_at(rest, 0);
         let len = self.u32_at(rest, 4);
-        if len < 12 || len % 4 != 0 {
+        if len < 12 || len & 3 != 0 {
             return Err(Step::Corrupt(Corruption::BadBlockLength(len)));
         }
         let Some(whole) = rest.get(..len as usize) else {
@@ -247,9 +256,16 @@ impl NgWalk {
         };
         let trailing = self.u32_at(whole, whole.len() - 4);
         if trailing != len {
-            return Err(Step::Corrupt(Corruption::BlockLengthMismatch { leading: len, trailing }));
+            return Err(Step::Corrupt(Corruption::BlockLengthMismatch {
+                leading: len,
+                trailing,
+            }));
         }
-        Ok(Some(Block { btype, len, body: &whole[8..whole.len() - 4] }))
+        Ok(Some(Block {
+            btype,
+            len,
+            body: &whole[8..whole.len() - 4],
+        }))
     }
 
     /// Reads an IDB body (at least 8 bytes): link type, snap length, options.
@@ -266,7 +282,9 @@ impl NgWalk {
             if code == OPT_END {
                 break;
             }
-            let Some(value) = opts.get(4..4 + len) else { break };
+            let Some(value) = opts.get(4..4 + len) else {
+                break;
+            };
             match (code, value) {
                 (IF_TSRESOL, &[v]) => scale = Scale::from_tsresol(v),
                 (IF_TSOFFSET, v) if v.len() == 8 => {

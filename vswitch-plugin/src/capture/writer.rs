@@ -22,7 +22,12 @@ pub struct WriterOptions {
 
 impl Default for WriterOptions {
     fn default() -> WriterOptions {
-        WriterOptions { linktype: LINKTYPE_ETHERNET, snaplen: 262_144, nanos: false, buffer: 1 << 20 }
+        WriterOptions {
+            linktype: LINKTYPE_ETHERNET,
+            snaplen: 262_144,
+            nanos: false,
+            buffer: 1 << 20,
+        }
     }
 }
 
@@ -50,7 +55,12 @@ impl<W: Write> PcapWriter<W> {
         hdr[16..20].copy_from_slice(&opts.snaplen.to_le_bytes());
         hdr[20..24].copy_from_slice(&opts.linktype.to_le_bytes());
         out.write_all(&hdr)?;
-        Ok(PcapWriter { out, snaplen: opts.snaplen, nanos: opts.nanos, frames: 0 })
+        Ok(PcapWriter {
+            out,
+            snaplen: opts.snaplen,
+            nanos: opts.nanos,
+            frames: 0,
+        })
     }
 
     /// Appends one frame captured at `ts_nanos` (ns since the Unix epoch).
@@ -68,7 +78,9 @@ impl<W: Write> PcapWriter<W> {
         })?;
         let sub = (ts_nanos % 1_000_000_000) as u32;
         let frac = if self.nanos { sub } else { sub / 1000 };
-        let caplen = u32::try_from(data.len()).unwrap_or(u32::MAX).min(self.snaplen);
+        let caplen = u32::try_from(data.len())
+            .unwrap_or(u32::MAX)
+            .min(self.snaplen);
         let wire = orig_len.max(u32::try_from(data.len()).unwrap_or(u32::MAX));
         let mut hdr = [0u8; 16];
         hdr[0..4].copy_from_slice(&secs.to_le_bytes());
@@ -88,6 +100,8 @@ impl<W: Write> PcapWriter<W> {
 
     /// Flushes the buffer and returns the inner writer.
     pub fn finish(self) -> io::Result<W> {
-        self.out.into_inner().map_err(io::IntoInnerError::into_error)
+        self.out
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)
     }
 }

@@ -217,7 +217,8 @@ mod tests {
     fn length_rules_table() {
         let tcp_ = tcp(80, 1234, 0x18);
         let ok = |b| Ok::<u32, Malformed>(b);
-        let cases: Vec<(&str, Vec<u8>, u32, Result<u32, Malformed>)> = vec![
+        type Case = (&'static str, Vec<u8>, u32, Result<u32, Malformed>);
+        let cases: Vec<Case> = vec![
             ("plain", ipv4(6, 0, &[], &tcp_, None), 40, ok(40)),
             (
                 "ihl 0",

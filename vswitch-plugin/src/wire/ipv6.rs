@@ -419,8 +419,9 @@ mod tests {
             assert!(!m.fragment);
             // Cut inside the extension header (captured and wire): malformed.
             let cut = 40 + size - 1;
+            let wire = u32::try_from(f.len()).unwrap();
             assert_eq!(
-                run(LinkType::RawIp, &f[..cut]),
+                run_wire(LinkType::RawIp, &f[..cut], wire),
                 mal(Malformed::Ipv6ExtChain),
                 "{kind} {len} past captured"
             );
@@ -599,10 +600,10 @@ mod tests {
     #[test]
     fn jumbo_scan_never_panics_on_odd_options() {
         for opts in [
-            vec![0u8, 0, 0, 0, 0, 0],     // all Pad1
-            vec![1, 4, 0, 0, 0, 0],       // PadN 4
-            vec![1, 200, 0, 0, 0, 0],     // PadN overrunning the header
-            vec![option::JUMBO, 4, 1, 2], // jumbo data cut by the header end
+            vec![0u8, 0, 0, 0, 0, 0],           // all Pad1
+            vec![1, 4, 0, 0, 0, 0],             // PadN 4
+            vec![1, 200, 0, 0, 0, 0],           // PadN overrunning the header
+            vec![1, 0, option::JUMBO, 4, 1, 2], // jumbo data cut by the header end
             vec![0, 0, 0, 0, 0, option::JUMBO],
         ] {
             let mut h = vec![6u8, 0];

@@ -288,7 +288,8 @@ mod tests {
     /// IPv4 and IPv6 packet (cut by the snap length, and by the IP length).
     #[test]
     fn presence_table() {
-        let cases: [(u8, &[u8], (u16, u16, u8)); 6] = [
+        type Case<'a> = (u8, &'a [u8], (u16, u16, u8));
+        let cases: [Case<'_>; 6] = [
             (protocol::TCP, &TCP, (12345, 80, 0xff)),
             (protocol::UDP, &UDP, (68, 67, 0)),
             (protocol::SCTP, &SCTP, (5060, 5061, 0)),

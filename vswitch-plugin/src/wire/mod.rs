@@ -4,17 +4,17 @@
 //! malformed packets lives here.
 //!
 //! Layout, as in smoltcp's `wire` module:
-//! - [`ethernet`] (Ethernet II and VLAN tags) and [`link`] (raw IP, Linux
+//! - `ethernet` (Ethernet II and VLAN tags) and `link` (raw IP, Linux
 //!   cooked v1/v2, BSD loopback) find where the IP header starts and what
 //!   the link layer says it is;
-//! - [`ipv4`] and [`ipv6`] (with the extension-header walk) check the IP
+//! - `ipv4` and `ipv6` (with the extension-header walk) check the IP
 //!   header against RECORDS.md "Bytes" and fill addresses, protocol, bytes;
-//! - [`l4`] reads ports, ICMP type/code and the TCP flags byte.
+//! - `l4` reads ports, ICMP type/code and the TCP flags byte.
 //!
 //! Each header is a view, `Header<T: AsRef<[u8]>>`, whose field offsets live
 //! in a private `mod field`. `new_checked` is the only constructor and checks
-//! the length once; the accessors then read through [`get`]/[`be16`]/
-//! [`be32`], which use `slice::get` and so cannot panic even on a bug (a
+//! the length once; the accessors then read through `get`/`be16`/
+//! `be32`, which use `slice::get` and so cannot panic even on a bug (a
 //! `debug_assert!` makes such a bug loud in tests and under the fuzzer). No
 //! code here indexes a slice with `[]`, allocates, or does unchecked
 //! arithmetic on lengths taken from the packet.
@@ -267,19 +267,20 @@ pub(crate) mod testutil {
         frame: &[u8],
         wire_len: u32,
     ) -> Result<PacketMeta, ParseError> {
-        let mut m = PacketMeta::default();
         // Pre-fill with garbage: success must overwrite every field.
-        m.src = [0xee; 16];
-        m.dst = [0xee; 16];
-        m.src_port = 0xeeee;
-        m.dst_port = 0xeeee;
-        m.tcp_flags = 0xee;
-        m.fragment = true;
-        m.src_mac = [0xee; 6];
-        m.dst_mac = [0xee; 6];
-        m.bytes = 0xeeee_eeee;
-        m.v6 = true;
-        m.protocol = 0xee;
+        let mut m = PacketMeta {
+            src_mac: [0xee; 6],
+            dst_mac: [0xee; 6],
+            src: [0xee; 16],
+            dst: [0xee; 16],
+            v6: true,
+            protocol: 0xee,
+            src_port: 0xeeee,
+            dst_port: 0xeeee,
+            tcp_flags: 0xee,
+            fragment: true,
+            bytes: 0xeeee_eeee,
+        };
         super::parse(link, frame, wire_len, &mut m).map(|()| m)
     }
 
