@@ -63,7 +63,9 @@ impl Plan {
     /// its vSwitch's and its VPC's; VSwitch and VPC flow logs skip ENIs of
     /// unsupported instance families).
     pub fn from_config(c: &Config) -> Plan {
-        let active: Vec<usize> = (0..c.flow_logs.len()).filter(|&i| c.flow_logs[i].is_active()).collect();
+        let active: Vec<usize> = (0..c.flow_logs.len())
+            .filter(|&i| c.flow_logs[i].is_active())
+            .collect();
         let pos = |cfg_idx: usize| active.iter().position(|&a| a == cfg_idx);
         let mut flow_logs: Vec<FlowLogInfo> = active
             .iter()
@@ -85,7 +87,12 @@ impl Plan {
             .iter()
             .enumerate()
             .map(|(ei, e)| {
-                let fls: Vec<usize> = coverage.get(ei).into_iter().flatten().filter_map(|&f| pos(f)).collect();
+                let fls: Vec<usize> = coverage
+                    .get(ei)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|&f| pos(f))
+                    .collect();
                 for &f in &fls {
                     flow_logs[f].enis.push(ei as u16);
                 }
@@ -120,7 +127,11 @@ impl Plan {
                 gcd(b, a % b)
             }
         }
-        self.intervals().into_iter().reduce(gcd).unwrap_or(600).max(1)
+        self.intervals()
+            .into_iter()
+            .reduce(gcd)
+            .unwrap_or(600)
+            .max(1)
     }
 }
 
@@ -190,7 +201,9 @@ pub struct Merger {
 
 impl std::fmt::Debug for Merger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Merger").field("intervals", &self.intervals).finish_non_exhaustive()
+        f.debug_struct("Merger")
+            .field("intervals", &self.intervals)
+            .finish_non_exhaustive()
     }
 }
 
@@ -200,7 +213,14 @@ impl Merger {
         let intervals = plan.intervals();
         let n = intervals.len();
         let stats = vec![FlowLogStats::default(); plan.flow_logs.len()];
-        Merger { plan, intervals, open: (0..n).map(|_| BTreeMap::new()).collect(), next_emit: vec![None; n], stats, late: 0 }
+        Merger {
+            plan,
+            intervals,
+            open: (0..n).map(|_| BTreeMap::new()).collect(),
+            next_emit: vec![None; n],
+            stats,
+            late: 0,
+        }
     }
 
     /// The plan.
@@ -245,7 +265,10 @@ impl Merger {
         for i in 0..self.intervals.len() {
             if let Some(acc) = self.window_acc(i, agg.start) {
                 acc.traffic.insert(key.eni);
-                acc.flows.entry(*key).and_modify(|a| a.merge(agg)).or_insert(*agg);
+                acc.flows
+                    .entry(*key)
+                    .and_modify(|a| a.merge(agg))
+                    .or_insert(*agg);
             }
         }
     }
@@ -268,7 +291,9 @@ impl Merger {
     pub fn close_before(&mut self, watermark: u64, sink: &mut Sink<'_>) {
         for i in 0..self.intervals.len() {
             let iv = self.intervals[i];
-            let Some(mut w) = self.next_emit[i] else { continue };
+            let Some(mut w) = self.next_emit[i] else {
+                continue;
+            };
             while (w + 1) * iv <= watermark {
                 self.emit(i, w, sink);
                 w += 1;
@@ -283,7 +308,9 @@ impl Merger {
         for i in 0..self.intervals.len() {
             let iv = self.intervals[i];
             let end = (last / iv + 1) * iv;
-            let Some(mut w) = self.next_emit[i] else { continue };
+            let Some(mut w) = self.next_emit[i] else {
+                continue;
+            };
             while w * iv < end {
                 self.emit(i, w, sink);
                 w += 1;
@@ -327,8 +354,9 @@ impl Merger {
         let iv = self.intervals[i];
         let acc = self.open[i].remove(&w).unwrap_or_default();
         let ws = w * iv;
-        let fls: Vec<usize> =
-            (0..self.plan.flow_logs.len()).filter(|&f| self.plan.flow_logs[f].interval == iv).collect();
+        let fls: Vec<usize> = (0..self.plan.flow_logs.len())
+            .filter(|&f| self.plan.flow_logs[f].interval == iv)
+            .collect();
         let mut out: HashMap<usize, Vec<Record>> = fls.iter().map(|&f| (f, Vec::new())).collect();
 
         let mut flows: Vec<(FlowKey, Agg)> = acc.flows.into_iter().collect();
@@ -338,7 +366,9 @@ impl Merger {
             ea.cmp(eb).then(a.0.cmp(&b.0))
         });
         for (key, agg) in &flows {
-            let Some(eni) = self.plan.enis.get(usize::from(key.eni)) else { continue };
+            let Some(eni) = self.plan.enis.get(usize::from(key.eni)) else {
+                continue;
+            };
             let action = key.action();
             for &fl in &eni.flow_logs {
                 let info = &self.plan.flow_logs[fl];
@@ -365,7 +395,9 @@ impl Merger {
         for &fl in &fls {
             let mut enis = self.plan.flow_logs[fl].enis.clone();
             enis.sort_by(|a, b| {
-                self.plan.enis[usize::from(*a)].eni_id.cmp(&self.plan.enis[usize::from(*b)].eni_id)
+                self.plan.enis[usize::from(*a)]
+                    .eni_id
+                    .cmp(&self.plan.enis[usize::from(*b)].eni_id)
             });
             for eni in enis {
                 let mut status = Vec::new();
@@ -437,14 +469,27 @@ mod tests {
     }
 
     fn key(eni: u16, meta: u8, sport: u16) -> FlowKey {
-        let mut k = FlowKey { eni, meta, proto: 6, sport, dport: 80, ..FlowKey::default() };
+        let mut k = FlowKey {
+            eni,
+            meta,
+            proto: 6,
+            sport,
+            dport: 80,
+            ..FlowKey::default()
+        };
         k.src[..4].copy_from_slice(&[10, 0, 0, 1]);
         k.dst[..4].copy_from_slice(&[10, 0, 0, 2]);
         k
     }
 
     fn agg(packets: u64, start: u64, end: u64) -> Agg {
-        Agg { packets, bytes: packets * 100, start, end, flags: 0x10 }
+        Agg {
+            packets,
+            bytes: packets * 100,
+            start,
+            end,
+            flags: 0x10,
+        }
     }
 
     type Out = Vec<(String, u64, Vec<Record>)>;
@@ -461,20 +506,38 @@ mod tests {
 
     #[test]
     fn merges_slices_and_workers_into_one_record_per_key() {
-        let plan = Plan { enis: vec![eni("eni-a", vec![0])], flow_logs: vec![fl("fl", 300, TrafficType::All, vec![0])] };
+        let plan = Plan {
+            enis: vec![eni("eni-a", vec![0])],
+            flow_logs: vec![fl("fl", 300, TrafficType::All, vec![0])],
+        };
         let mut m = Merger::new(plan);
         m.begin(600);
         let k = key(0, META_OUT, 1000);
-        m.add_flow(&k, &Agg { flags: 0x02, ..agg(1, 610, 615) });
+        m.add_flow(
+            &k,
+            &Agg {
+                flags: 0x02,
+                ..agg(1, 610, 615)
+            },
+        );
         m.add_flow(&k, &agg(2, 660, 700)); // next 60 s slice, another worker
-        m.add_flow(&k, &Agg { flags: 0x01, ..agg(4, 640, 650) });
+        m.add_flow(
+            &k,
+            &Agg {
+                flags: 0x01,
+                ..agg(4, 640, 650)
+            },
+        );
         let out = run(&mut m, |m, s| m.close_before(900, s));
         assert_eq!(out.len(), 1);
         let (id, ws, recs) = &out[0];
         assert_eq!((id.as_str(), *ws), ("fl", 600));
         assert_eq!(recs.len(), 1);
         let r = &recs[0];
-        assert_eq!((r.packets, r.bytes, r.start, r.end, r.tcp_flags), (7, 700, 610, 700, 0x13));
+        assert_eq!(
+            (r.packets, r.bytes, r.start, r.end, r.tcp_flags),
+            (7, 700, 610, 700, 0x13)
+        );
         assert_eq!(r.direction, Some(Direction::Out));
         assert_eq!(r.action, Some(Action::Accept));
         assert_eq!(r.log_status, LogStatus::Ok);
@@ -482,7 +545,10 @@ mod tests {
 
     #[test]
     fn a_window_closes_only_when_the_watermark_passes_its_end() {
-        let plan = Plan { enis: vec![eni("eni-a", vec![0])], flow_logs: vec![fl("fl", 60, TrafficType::All, vec![0])] };
+        let plan = Plan {
+            enis: vec![eni("eni-a", vec![0])],
+            flow_logs: vec![fl("fl", 60, TrafficType::All, vec![0])],
+        };
         let mut m = Merger::new(plan);
         m.begin(60);
         m.add_flow(&key(0, 0, 1), &agg(1, 61, 61));
@@ -512,10 +578,16 @@ mod tests {
         m.add_skipped(0, 0, 5, 500);
         let out = run(&mut m, |m, s| m.finish(59, s));
         let get = |id: &str, ws: u64| {
-            out.iter().find(|(i, w, _)| i == id && *w == ws).map(|x| x.2.clone()).unwrap_or_default()
+            out.iter()
+                .find(|(i, w, _)| i == id && *w == ws)
+                .map(|x| x.2.clone())
+                .unwrap_or_default()
         };
         let all = get("all", 0);
-        let statuses: Vec<_> = all.iter().map(|r| (r.eni_id.as_str(), r.log_status)).collect();
+        let statuses: Vec<_> = all
+            .iter()
+            .map(|r| (r.eni_id.as_str(), r.log_status))
+            .collect();
         assert_eq!(
             statuses,
             vec![
@@ -526,37 +598,74 @@ mod tests {
             ]
         );
         let skip = &all[2];
-        assert_eq!((skip.packets, skip.bytes, skip.start, skip.end), (5, 500, 0, 59));
-        assert_eq!((skip.srcaddr, skip.direction, skip.action, skip.tcp_flags), (None, None, None, 0));
+        assert_eq!(
+            (skip.packets, skip.bytes, skip.start, skip.end),
+            (5, 500, 0, 59)
+        );
+        assert_eq!(
+            (skip.srcaddr, skip.direction, skip.action, skip.tcp_flags),
+            (None, None, None, 0)
+        );
         let nodata = &all[3];
-        assert_eq!((nodata.packets, nodata.bytes, nodata.start, nodata.end), (0, 0, 0, 59));
+        assert_eq!(
+            (nodata.packets, nodata.bytes, nodata.start, nodata.end),
+            (0, 0, 0, 59)
+        );
         let drop = get("drop", 0);
-        assert_eq!(drop.iter().filter(|r| r.log_status == LogStatus::Ok).count(), 1);
+        assert_eq!(
+            drop.iter()
+                .filter(|r| r.log_status == LogStatus::Ok)
+                .count(),
+            1
+        );
         assert_eq!(drop[0].action, Some(Action::Reject));
-        assert!(drop.iter().any(|r| r.log_status == LogStatus::SkipData), "status records go to every flow log");
+        assert!(
+            drop.iter().any(|r| r.log_status == LogStatus::SkipData),
+            "status records go to every flow log"
+        );
         let allow = get("allow5", 0);
-        assert_eq!(allow.iter().filter(|r| r.log_status == LogStatus::Ok).count(), 1);
+        assert_eq!(
+            allow
+                .iter()
+                .filter(|r| r.log_status == LogStatus::Ok)
+                .count(),
+            1
+        );
         assert_eq!(allow[0].action, Some(Action::Accept));
     }
 
     #[test]
     fn nodata_for_every_covered_window_even_empty_ones() {
-        let plan = Plan { enis: vec![eni("eni-a", vec![0])], flow_logs: vec![fl("fl", 60, TrafficType::All, vec![0])] };
+        let plan = Plan {
+            enis: vec![eni("eni-a", vec![0])],
+            flow_logs: vec![fl("fl", 60, TrafficType::All, vec![0])],
+        };
         let mut m = Merger::new(plan);
         m.begin(100);
         m.add_flow(&key(0, 0, 1), &agg(1, 100, 100));
         m.add_flow(&key(0, 0, 1), &agg(1, 290, 290));
         let out = run(&mut m, |m, s| m.finish(290, s));
-        let windows: Vec<(u64, LogStatus)> = out.iter().map(|(_, ws, r)| (*ws, r[0].log_status)).collect();
+        let windows: Vec<(u64, LogStatus)> = out
+            .iter()
+            .map(|(_, ws, r)| (*ws, r[0].log_status))
+            .collect();
         assert_eq!(
             windows,
-            vec![(60, LogStatus::Ok), (120, LogStatus::NoData), (180, LogStatus::NoData), (240, LogStatus::Ok)]
+            vec![
+                (60, LogStatus::Ok),
+                (120, LogStatus::NoData),
+                (180, LogStatus::NoData),
+                (240, LogStatus::Ok)
+            ]
         );
     }
 
     #[test]
     fn an_allow_log_of_an_eni_with_only_rejected_packets_gets_nothing() {
-        let plan = Plan { enis: vec![eni("eni-a", vec![0])], flow_logs: vec![fl("fl", 60, TrafficType::Allow, vec![0])] };
+        let plan = Plan {
+            enis: vec![eni("eni-a", vec![0])],
+            flow_logs: vec![fl("fl", 60, TrafficType::Allow, vec![0])],
+        };
         let mut m = Merger::new(plan);
         m.begin(0);
         m.add_flow(&key(0, META_REJECT, 1), &agg(1, 5, 5));
@@ -569,7 +678,10 @@ mod tests {
     fn slice_is_the_gcd_of_active_intervals() {
         let mk = |ivs: &[u64]| Plan {
             enis: vec![],
-            flow_logs: ivs.iter().map(|&i| fl("f", i, TrafficType::All, vec![])).collect(),
+            flow_logs: ivs
+                .iter()
+                .map(|&i| fl("f", i, TrafficType::All, vec![]))
+                .collect(),
         };
         assert_eq!(mk(&[600]).slice_secs(), 600);
         assert_eq!(mk(&[300, 600]).slice_secs(), 300);

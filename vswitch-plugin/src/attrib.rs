@@ -78,7 +78,11 @@ pub fn symmetric_hash(m: &PacketMeta) -> u64 {
         x ^ (x >> 31)
     }
     let icmp = m.protocol == 1 || m.protocol == 58;
-    let (sp, dp) = if icmp { (0, 0) } else { (m.src_port, m.dst_port) };
+    let (sp, dp) = if icmp {
+        (0, 0)
+    } else {
+        (m.src_port, m.dst_port)
+    };
     let h = endpoint(&m.src, sp) ^ endpoint(&m.dst, dp) ^ u64::from(m.protocol);
     let h = h.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     h ^ (h >> 29)
@@ -90,7 +94,12 @@ mod tests {
 
     #[test]
     fn symmetric_both_ways() {
-        let mut m = PacketMeta { protocol: 6, src_port: 40000, dst_port: 443, ..PacketMeta::default() };
+        let mut m = PacketMeta {
+            protocol: 6,
+            src_port: 40000,
+            dst_port: 443,
+            ..PacketMeta::default()
+        };
         m.src[..4].copy_from_slice(&[10, 0, 0, 1]);
         m.dst[..4].copy_from_slice(&[10, 0, 0, 2]);
         let mut r = m;

@@ -70,7 +70,9 @@ fn template(v6: bool) -> Vec<u8> {
         f.extend([0x08, 0x00, 0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0]);
         f.extend([10, 0, 0, 1, 198, 51, 100, 1]);
     }
-    f.extend([0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+    f.extend([
+        0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0,
+    ]);
     f
 }
 
@@ -149,7 +151,9 @@ pub fn datapath(flows: u64, packets: u64) -> DatapathFigures {
     let attribution = Attribution::from_config(&cfg);
     // Half-full at most: linear probing over PROBE slots stays short.
     let slots = (flows as usize * 2).max(PROBE).next_power_of_two();
-    let pool = (0..2).map(|_| Box::new(FlowTable::new(slots, cfg.enis.len()))).collect();
+    let pool = (0..2)
+        .map(|_| Box::new(FlowTable::new(slots, cfg.enis.len())))
+        .collect();
     let (handoff, active) = Handoff::new(pool, 1 << 20);
     let mut worker = Worker::new(active, handoff.clone(), 600, cfg.enis.len(), AcceptAll);
     let (v4, v6) = (template(false), template(true));
@@ -172,28 +176,63 @@ pub fn datapath(flows: u64, packets: u64) -> DatapathFigures {
     let gen_ns = t0.elapsed().as_secs_f64() * 1e9 / packets as f64;
 
     // Warm the table with every flow once, then measure.
-    let run = |worker: &mut Worker<AcceptAll>, rng: &mut Rng, n: u64, ring: &mut [u8], lens: &mut [usize; RING], burst: &mut [Seen; WORKER_BURST], meta: &mut PacketMeta, seq: bool| {
+    let run = |worker: &mut Worker<AcceptAll>,
+               rng: &mut Rng,
+               n: u64,
+               ring: &mut [u8],
+               lens: &mut [usize; RING],
+               burst: &mut [Seen; WORKER_BURST],
+               meta: &mut PacketMeta,
+               seq: bool| {
         let mut p = 0u64;
         while p < n {
             let k = WORKER_BURST.min((n - p) as usize);
             for (j, seen) in burst.iter_mut().take(k).enumerate() {
                 let slot = ((p as usize) + j) % RING;
-                let id = if seq { p + j as u64 } else { rng.next() % flows };
+                let id = if seq {
+                    p + j as u64
+                } else {
+                    rng.next() % flows
+                };
                 let buf = &mut ring[slot * STRIDE..(slot + 1) * STRIDE];
                 lens[slot] = write_flow(buf, id, &v4, &v6);
                 let frame = &buf[..lens[slot]];
                 if parse(LinkType::Ethernet, frame, frame.len() as u32, meta).is_ok() {
                     let (out_eni, in_eni) = attribution.attribute(true, meta);
-                    *seen = Seen { meta: *meta, secs: 1_800_000_000, out_eni, in_eni, host_verdict: None };
+                    *seen = Seen {
+                        meta: *meta,
+                        secs: 1_800_000_000,
+                        out_eni,
+                        in_eni,
+                        host_verdict: None,
+                    };
                 }
             }
             worker.process(&burst[..k]);
             p += k as u64;
         }
     };
-    run(&mut worker, &mut rng, flows, &mut ring, &mut lens, &mut burst, &mut meta, true);
+    run(
+        &mut worker,
+        &mut rng,
+        flows,
+        &mut ring,
+        &mut lens,
+        &mut burst,
+        &mut meta,
+        true,
+    );
     let t1 = Instant::now();
-    run(&mut worker, &mut rng, packets, &mut ring, &mut lens, &mut burst, &mut meta, false);
+    run(
+        &mut worker,
+        &mut rng,
+        packets,
+        &mut ring,
+        &mut lens,
+        &mut burst,
+        &mut meta,
+        false,
+    );
     let secs = t1.elapsed().as_secs_f64();
     let mpps = packets as f64 / secs / 1e6;
     let mem = memory_limit(slots, packets.max(1 << 24));

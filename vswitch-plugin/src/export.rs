@@ -21,7 +21,10 @@ pub struct Clock {
 
 impl Default for Clock {
     fn default() -> Self {
-        Clock { first: AtomicU64::new(u64::MAX), last: AtomicU64::new(0) }
+        Clock {
+            first: AtomicU64::new(u64::MAX),
+            last: AtomicU64::new(0),
+        }
     }
 }
 
@@ -54,7 +57,11 @@ pub fn run_exporter(
         }
         // Read the watermarks first: every table and side message a worker
         // pushed before storing its watermark is then visible to the drains.
-        let wm = workers.iter().map(|h| h.watermark.load(Ordering::Acquire)).min().unwrap_or(u64::MAX);
+        let wm = workers
+            .iter()
+            .map(|h| h.watermark.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(u64::MAX);
         let all_done = workers.iter().all(|h| h.done.load(Ordering::Acquire));
         let mut work = false;
         for h in workers {
@@ -62,7 +69,10 @@ pub fn run_exporter(
                 work = true;
                 let slice = t.slice_start();
                 let mut skips = Vec::new();
-                t.drain(|e| merger.add_flow(&e.key, &agg_of(e, slice)), |eni, s| skips.push((eni, s)));
+                t.drain(
+                    |e| merger.add_flow(&e.key, &agg_of(e, slice)),
+                    |eni, s| skips.push((eni, s)),
+                );
                 for (eni, s) in skips {
                     merger.add_skipped(eni, slice, s.packets, s.bytes);
                 }
@@ -73,8 +83,15 @@ pub fn run_exporter(
             while let Some(m) = h.side.pop() {
                 work = true;
                 match m {
-                    Side::Evicted { slice, entry } => merger.add_flow(&entry.key, &agg_of(&entry, slice)),
-                    Side::Skipped { slice, eni, packets, bytes } => merger.add_skipped(eni, slice, packets, bytes),
+                    Side::Evicted { slice, entry } => {
+                        merger.add_flow(&entry.key, &agg_of(&entry, slice))
+                    }
+                    Side::Skipped {
+                        slice,
+                        eni,
+                        packets,
+                        bytes,
+                    } => merger.add_skipped(eni, slice, packets, bytes),
                 }
             }
         }

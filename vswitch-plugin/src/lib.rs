@@ -7,9 +7,9 @@
 pub mod attrib;
 pub mod bench;
 pub mod capture;
-pub mod export;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod export;
 pub mod flow;
 pub mod gen;
 pub mod mem;

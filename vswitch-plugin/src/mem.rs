@@ -60,12 +60,20 @@ impl<T: Zeroable> HugeSlice<T> {
     /// `len` zeroed elements (at least one).
     pub fn zeroed(len: usize) -> HugeSlice<T> {
         let len = len.max(1);
-        let bytes = len.checked_mul(std::mem::size_of::<T>()).expect("table size overflows");
-        let align = if bytes >= HUGE { HUGE } else { std::mem::align_of::<T>() };
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .expect("table size overflows");
+        let align = if bytes >= HUGE {
+            HUGE
+        } else {
+            std::mem::align_of::<T>()
+        };
         let layout = Layout::from_size_align(bytes.max(1), align).expect("valid layout");
         // SAFETY: layout has a non-zero size.
         let p = unsafe { alloc_zeroed(layout) };
-        let Some(ptr) = NonNull::new(p.cast::<T>()) else { std::alloc::handle_alloc_error(layout) };
+        let Some(ptr) = NonNull::new(p.cast::<T>()) else {
+            std::alloc::handle_alloc_error(layout)
+        };
         if bytes >= HUGE {
             // SAFETY: [p, p+bytes) is the allocation just made; MADV_HUGEPAGE
             // changes no contents, only how the kernel backs the pages.
@@ -103,6 +111,11 @@ impl<T: Zeroable> Drop for HugeSlice<T> {
 
 impl<T: Zeroable> std::fmt::Debug for HugeSlice<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "HugeSlice({} x {} B)", self.len, std::mem::size_of::<T>())
+        write!(
+            f,
+            "HugeSlice({} x {} B)",
+            self.len,
+            std::mem::size_of::<T>()
+        )
     }
 }

@@ -143,16 +143,25 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let mut handoffs = Vec::new();
     let mut actives = Vec::new();
     for _ in 0..opts.workers {
-        let pool = (0..TABLES_PER_WORKER).map(|_| Box::new(FlowTable::new(opts.flows_per_core, enis))).collect();
+        let pool = (0..TABLES_PER_WORKER)
+            .map(|_| Box::new(FlowTable::new(opts.flows_per_core, enis)))
+            .collect();
         let (h, active) = Handoff::new(pool, SIDE_RING);
         handoffs.push(h);
         actives.push(active);
     }
     let lanes: Vec<Arc<Lane>> = (0..opts.workers)
         .map(|_| {
-            let l = Lane { full: ArrayQueue::new(BATCHES), empty: ArrayQueue::new(BATCHES) };
+            let l = Lane {
+                full: ArrayQueue::new(BATCHES),
+                empty: ArrayQueue::new(BATCHES),
+            };
             for _ in 0..BATCHES {
-                let b = Box::new(Batch { advance: 0, n: 0, pkts: [Seen::default(); BATCH] });
+                let b = Box::new(Batch {
+                    advance: 0,
+                    n: 0,
+                    pkts: [Seen::default(); BATCH],
+                });
                 let _ = l.empty.push(b);
             }
             Arc::new(l)
@@ -170,16 +179,25 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             std::thread::Builder::new()
                 .name("flowlog-exporter".into())
                 .spawn_scoped(s, move || {
-                    let mut sink = |fl: &exporter::merge::FlowLogInfo, ws: u64, recs: &[exporter::record::Record]| {
-                        store
-                            .write_window(&fl.project_name, &fl.log_store_name, &fl.flow_log_id, ws, recs)
-                            .map(|_| ())
-                            .map_err(|e| {
-                                let m = format!("flow log {} window {ws}: {e}", fl.flow_log_id);
-                                errors.push(m.clone());
-                                m
-                            })
-                    };
+                    let mut sink =
+                        |fl: &exporter::merge::FlowLogInfo,
+                         ws: u64,
+                         recs: &[exporter::record::Record]| {
+                            store
+                                .write_window(
+                                    &fl.project_name,
+                                    &fl.log_store_name,
+                                    &fl.flow_log_id,
+                                    ws,
+                                    recs,
+                                )
+                                .map(|_| ())
+                                .map_err(|e| {
+                                    let m = format!("flow log {} window {ws}: {e}", fl.flow_log_id);
+                                    errors.push(m.clone());
+                                    m
+                                })
+                        };
                     run_exporter(Merger::new(plan), handoffs, clock, &mut sink)
                 })
                 .expect("spawn exporter")
@@ -218,7 +236,15 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             );
         }
 
-        let summary = dispatch(&capture, &attribution, &lanes, &handoffs, slice, &clock, opts.progress);
+        let summary = dispatch(
+            &capture,
+            &attribution,
+            &lanes,
+            &handoffs,
+            slice,
+            &clock,
+            opts.progress,
+        );
         stop.store(true, Ordering::Release);
         let mut counters = WorkerCounters::default();
         for w in workers {
@@ -238,7 +264,14 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let (mut summary, counters, stats, late) = result;
     summary.workers = counters;
     summary.late = late;
-    summary.flow_logs = opts.config.flow_logs.iter().filter(|f| f.is_active()).map(|f| f.flow_log_id.clone()).zip(stats).collect();
+    summary.flow_logs = opts
+        .config
+        .flow_logs
+        .iter()
+        .filter(|f| f.is_active())
+        .map(|f| f.flow_log_id.clone())
+        .zip(stats)
+        .collect();
     summary.errors = errors;
     summary.elapsed = started.elapsed();
     Ok(summary)
@@ -340,9 +373,19 @@ fn dispatch(
                     continue;
                 }
                 sum.logged += 1;
-                let w = if n == 1 { 0 } else { (symmetric_hash(&meta) % n as u64) as usize };
+                let w = if n == 1 {
+                    0
+                } else {
+                    (symmetric_hash(&meta) % n as u64) as usize
+                };
                 let b = &mut pending[w];
-                b.pkts[b.n] = Seen { meta, secs, out_eni, in_eni, host_verdict: None };
+                b.pkts[b.n] = Seen {
+                    meta,
+                    secs,
+                    out_eni,
+                    in_eni,
+                    host_verdict: None,
+                };
                 b.n += 1;
                 if b.n == BATCH {
                     let full = std::mem::replace(b, take_empty(&lanes[w]));
@@ -377,8 +420,10 @@ fn progress_bar(len: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
     }
     let b = indicatif::ProgressBar::new(len);
     b.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} replay {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} replay {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     Some(b)
 }

@@ -162,14 +162,23 @@ pub struct Worker<P: Verdicts> {
 
 impl<P: Verdicts> std::fmt::Debug for Worker<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("slice", &self.slice).field("counters", &self.counters).finish()
+        f.debug_struct("Worker")
+            .field("slice", &self.slice)
+            .field("counters", &self.counters)
+            .finish()
     }
 }
 
 impl<P: Verdicts> Worker<P> {
     /// A worker rotating every `slice_secs` seconds, recording into `active`
     /// and exchanging tables over `handoff`; `enis` sizes the skip counters.
-    pub fn new(active: Box<FlowTable>, handoff: Arc<Handoff>, slice_secs: u64, enis: usize, policy: P) -> Self {
+    pub fn new(
+        active: Box<FlowTable>,
+        handoff: Arc<Handoff>,
+        slice_secs: u64,
+        enis: usize,
+        policy: P,
+    ) -> Self {
         Worker {
             table: Some(active),
             handoff,
@@ -212,7 +221,12 @@ impl<P: Verdicts> Worker<P> {
     fn flush_orphans(&mut self) {
         for (eni, s) in self.orphan_skips.iter_mut().enumerate() {
             if s.0 > 0 {
-                let msg = Side::Skipped { slice: self.slice, eni: eni as u16, packets: s.0, bytes: s.1 };
+                let msg = Side::Skipped {
+                    slice: self.slice,
+                    eni: eni as u16,
+                    packets: s.0,
+                    bytes: s.1,
+                };
                 if self.handoff.side.push(msg).is_err() {
                     // The exporter is far behind: keep the count for the next
                     // rotation rather than lose it (it moves one slice later).
@@ -268,7 +282,9 @@ impl<P: Verdicts> Worker<P> {
             if s.out_eni != NO_ENI {
                 let a = match s.host_verdict {
                     Some(a) => a,
-                    None => self.policy.judge(s.out_eni, Direction::Out, &s.meta, s.secs),
+                    None => self
+                        .policy
+                        .judge(s.out_eni, Direction::Out, &s.meta, s.secs),
                 };
                 self.keys[n] = key_of(&s.meta, s.out_eni, Direction::Out, a);
                 self.which[n] = pi as u8;
@@ -313,13 +329,18 @@ impl<P: Verdicts> Worker<P> {
                 self.counters.rejected += 1;
             }
             let Some(t) = self.table.as_mut() else {
-                let o = &mut self.orphan_skips[usize::from(key.eni).min(self.orphan_skips.len() - 1)];
+                let o =
+                    &mut self.orphan_skips[usize::from(key.eni).min(self.orphan_skips.len() - 1)];
                 o.0 += 1;
                 o.1 += u64::from(s.meta.bytes);
                 self.counters.skipped += 1;
                 continue;
             };
-            let h = if t.slice_start() == self.slice { self.hashes[i] } else { key.hash() };
+            let h = if t.slice_start() == self.slice {
+                self.hashes[i]
+            } else {
+                key.hash()
+            };
             let may_evict = self.handoff.side.len() < self.handoff.side.capacity();
             match t.update(&key, h, s.meta.bytes, s.secs, s.meta.tcp_flags, may_evict) {
                 Insert::Updated | Insert::Inserted => {}

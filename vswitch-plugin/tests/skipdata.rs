@@ -33,17 +33,35 @@ fn skipped_packets_are_exactly_the_skipdata() {
     dummy.key.eni = 1;
     dummy.packets = 1;
     dummy.used = true;
-    handoff.side.push(Side::Evicted { slice: 600, entry: dummy }).expect("room for one");
+    handoff
+        .side
+        .push(Side::Evicted {
+            slice: 600,
+            entry: dummy,
+        })
+        .expect("room for one");
     let mut w = Worker::new(active, handoff.clone(), 60, 2, AcceptAll);
 
     let (mut total_p, mut total_b) = (0u64, 0u64);
     let mut pkts = Vec::new();
     for i in 0..200u32 {
-        let mut m = PacketMeta { protocol: 17, src_port: i as u16, dst_port: 53, bytes: 60 + i, ..Default::default() };
+        let mut m = PacketMeta {
+            protocol: 17,
+            src_port: i as u16,
+            dst_port: 53,
+            bytes: 60 + i,
+            ..Default::default()
+        };
         m.src[..4].copy_from_slice(&[10, 0, 0, 1]);
         m.dst[..4].copy_from_slice(&[10, 0, 0, 2]);
         for _ in 0..=(i % 3) {
-            pkts.push(Seen { meta: m, secs: 610, out_eni: 0, in_eni: NO_ENI, host_verdict: None });
+            pkts.push(Seen {
+                meta: m,
+                secs: 610,
+                out_eni: 0,
+                in_eni: NO_ENI,
+                host_verdict: None,
+            });
             total_p += 1;
             total_b += u64::from(m.bytes);
         }
@@ -66,12 +84,30 @@ fn skipped_packets_are_exactly_the_skipdata() {
     };
     run_exporter(Merger::new(plan), &[handoff], &clock, &mut sink);
     let eni1: Vec<&Record> = recs.iter().filter(|r| r.eni_id == "eni-1").collect();
-    let ok_p: u64 = eni1.iter().filter(|r| r.log_status == LogStatus::Ok).map(|r| r.packets).sum();
-    let ok_b: u64 = eni1.iter().filter(|r| r.log_status == LogStatus::Ok).map(|r| r.bytes).sum();
-    let skip: Vec<&&Record> = eni1.iter().filter(|r| r.log_status == LogStatus::SkipData).collect();
+    let ok_p: u64 = eni1
+        .iter()
+        .filter(|r| r.log_status == LogStatus::Ok)
+        .map(|r| r.packets)
+        .sum();
+    let ok_b: u64 = eni1
+        .iter()
+        .filter(|r| r.log_status == LogStatus::Ok)
+        .map(|r| r.bytes)
+        .sum();
+    let skip: Vec<&&Record> = eni1
+        .iter()
+        .filter(|r| r.log_status == LogStatus::SkipData)
+        .collect();
     assert_eq!(skip.len(), 1, "one SKIPDATA record per ENI per window");
-    assert_eq!(skip[0].packets, skipped, "SKIPDATA packets are the skipped packets");
-    assert_eq!(ok_p + skip[0].packets, total_p, "every packet is in exactly one OK or SKIPDATA record");
+    assert_eq!(
+        skip[0].packets, skipped,
+        "SKIPDATA packets are the skipped packets"
+    );
+    assert_eq!(
+        ok_p + skip[0].packets,
+        total_p,
+        "every packet is in exactly one OK or SKIPDATA record"
+    );
     assert_eq!(ok_b + skip[0].bytes, total_b, "and so is every byte");
     assert_eq!((skip[0].start, skip[0].end), (600, 659));
 }

@@ -52,7 +52,9 @@ fn frame(i: u32, v6: bool) -> Vec<u8> {
         f.extend([0x20, 0x01, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0]);
         f.extend(i.to_be_bytes());
     } else {
-        f.extend([0x08, 0x00, 0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1]);
+        f.extend([
+            0x08, 0x00, 0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1,
+        ]);
         f.extend(i.to_be_bytes());
     }
     f.extend((i as u16).to_be_bytes());
@@ -72,7 +74,9 @@ fn steady_state_allocates_nothing() {
     .expect("config");
     let attribution = Attribution::from_config(&cfg);
     let frames: Vec<Vec<u8>> = (0..4096).map(|i| frame(i, i % 3 == 0)).collect();
-    let pool = (0..3).map(|_| Box::new(FlowTable::new(1 << 12, 4))).collect();
+    let pool = (0..3)
+        .map(|_| Box::new(FlowTable::new(1 << 12, 4)))
+        .collect();
     let (handoff, active) = Handoff::new(pool, 1024);
     let mut worker = Worker::new(active, handoff.clone(), 60, 4, AcceptAll);
     let mut burst = [Seen::default(); WORKER_BURST];
@@ -84,7 +88,13 @@ fn steady_state_allocates_nothing() {
                 for (j, f) in chunk.iter().enumerate() {
                     parse(LinkType::Ethernet, f, f.len() as u32, &mut meta).expect("valid frame");
                     let (out_eni, in_eni) = attribution.attribute(true, &meta);
-                    burst[j] = Seen { meta, secs: base_secs + r * 30, out_eni, in_eni, host_verdict: None };
+                    burst[j] = Seen {
+                        meta,
+                        secs: base_secs + r * 30,
+                        out_eni,
+                        in_eni,
+                        host_verdict: None,
+                    };
                 }
                 worker.process(&burst[..chunk.len()]);
             }
@@ -105,7 +115,10 @@ fn steady_state_allocates_nothing() {
     run(20, 2_000_000);
     MEASURING.with(|m| m.set(false));
     let allocs = ALLOCS.load(Ordering::Relaxed) - before;
-    assert!(worker.counters.rotations >= 10, "the measured run crossed slice boundaries");
+    assert!(
+        worker.counters.rotations >= 10,
+        "the measured run crossed slice boundaries"
+    );
     assert!(worker.counters.observations >= 20 * 4096);
     assert_eq!(allocs, 0, "allocations on the per-packet path");
 }

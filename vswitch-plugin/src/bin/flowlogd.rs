@@ -54,11 +54,18 @@ enum BenchCmd {
 
 fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
-        BenchCmd::Datapath { flows, packets, json } => {
+        BenchCmd::Datapath {
+            flows,
+            packets,
+            json,
+        } => {
             let packets = packets.unwrap_or_else(|| (20_000_000u64).max(flows * 4));
             let f = flowlog::bench::datapath(flows, packets);
             if json {
-                println!("{}", serde_json::to_string(&serde_json::json!({"bench": "datapath", "figures": f}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string(&serde_json::json!({"bench": "datapath", "figures": f}))?
+                );
             } else {
                 println!(
                     "datapath: {} flows: {:.2} Mpps/core ({:.1} ns/packet, of which {:.1} writing frames); \
@@ -131,12 +138,16 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
     use exporter::store::{Compress, StoreFormat};
     use flowlog::replay::{replay, ReplayError, ReplayOptions};
     let config = exporter::config::load(&a.config).map_err(|e| Usage(e.to_string()))?;
-    let out = a.out.clone().or_else(|| config.log_store_root.clone()).ok_or_else(|| {
-        Usage(format!(
+    let out = a
+        .out
+        .clone()
+        .or_else(|| config.log_store_root.clone())
+        .ok_or_else(|| {
+            Usage(format!(
             "{}: no log store root; give --out DIR or set \"log_store_root\" in the configuration",
             a.config.display()
         ))
-    })?;
+        })?;
     let format = match a.format.as_deref() {
         Some("json" | "jsonl") => StoreFormat::Jsonl,
         Some(_) => StoreFormat::Text,
@@ -160,7 +171,9 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
     };
     let s = match replay(&opts) {
         Ok(s) => s,
-        Err(e @ (ReplayError::Capture(_) | ReplayError::Options(_))) => return Err(Usage(e.to_string()).into()),
+        Err(e @ (ReplayError::Capture(_) | ReplayError::Options(_))) => {
+            return Err(Usage(e.to_string()).into())
+        }
         Err(e) => return Err(e.into()),
     };
     if let Some(t) = s.truncated {
@@ -200,7 +213,10 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
         for e in &s.errors {
             eprintln!("flowlogd: error: {e}");
         }
-        anyhow::bail!("{} window(s) could not be written to the log store", s.errors.len());
+        anyhow::bail!(
+            "{} window(s) could not be written to the log store",
+            s.errors.len()
+        );
     }
     Ok(())
 }

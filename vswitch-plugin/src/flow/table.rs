@@ -143,7 +143,9 @@ impl FlowTable {
         flags: u8,
         may_evict: bool,
     ) -> Insert {
-        let off = secs.saturating_sub(self.slice_start).min(u64::from(u16::MAX)) as u16;
+        let off = secs
+            .saturating_sub(self.slice_start)
+            .min(u64::from(u16::MAX)) as u16;
         let home = hash as usize & self.mask;
         let mut oldest = home;
         let mut oldest_last = u16::MAX;
@@ -227,7 +229,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn key(n: u32) -> FlowKey {
-        let mut k = FlowKey { proto: 6, ..FlowKey::default() };
+        let mut k = FlowKey {
+            proto: 6,
+            ..FlowKey::default()
+        };
         k.src[..4].copy_from_slice(&n.to_be_bytes());
         k
     }
@@ -243,12 +248,18 @@ mod tests {
         let mut t = FlowTable::new(16, 1);
         t.reset(600);
         let k = key(1);
-        assert_eq!(t.update(&k, k.hash(), 100, 605, 0x02, true), Insert::Inserted);
+        assert_eq!(
+            t.update(&k, k.hash(), 100, 605, 0x02, true),
+            Insert::Inserted
+        );
         assert_eq!(t.update(&k, k.hash(), 40, 601, 0x10, true), Insert::Updated);
         assert_eq!(t.update(&k, k.hash(), 60, 650, 0x01, true), Insert::Updated);
         let (f, s) = collect(&mut t);
         assert_eq!(f.len(), 1);
-        assert_eq!((f[0].packets, f[0].bytes, f[0].first, f[0].last, f[0].flags), (3, 200, 1, 50, 0x13));
+        assert_eq!(
+            (f[0].packets, f[0].bytes, f[0].first, f[0].last, f[0].flags),
+            (3, 200, 1, 50, 0x13)
+        );
         assert!(s.is_empty());
         assert!(t.is_empty());
     }
@@ -259,18 +270,32 @@ mod tests {
         t.reset(0);
         for n in 0..8 {
             let k = key(n);
-            assert_eq!(t.update(&k, 0, 10, u64::from(n) + 1, 0, true), Insert::Inserted);
+            assert_eq!(
+                t.update(&k, 0, 10, u64::from(n) + 1, 0, true),
+                Insert::Inserted
+            );
         }
         let k = key(100);
         match t.update(&k, 0, 10, 20, 0, true) {
-            Insert::Evicted(e) => assert_eq!(e.key, key(0), "the entry with the oldest last packet"),
+            Insert::Evicted(e) => {
+                assert_eq!(e.key, key(0), "the entry with the oldest last packet")
+            }
             other => panic!("expected an eviction, got {other:?}"),
         }
         let k = FlowKey { eni: 3, ..key(101) };
         assert_eq!(t.update(&k, 0, 77, 21, 0, false), Insert::Skipped);
         let (f, s) = collect(&mut t);
         assert_eq!(f.len(), 8);
-        assert_eq!(s, vec![(3, Skipped { packets: 1, bytes: 77 })]);
+        assert_eq!(
+            s,
+            vec![(
+                3,
+                Skipped {
+                    packets: 1,
+                    bytes: 77
+                }
+            )]
+        );
     }
 
     #[test]
