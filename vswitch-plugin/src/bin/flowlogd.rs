@@ -20,6 +20,17 @@ struct Cli {
 enum Cmd {
     /// Replay a capture through the whole pipeline into the local log store.
     Replay(ReplayArgs),
+    /// Write a deterministic sample capture (the project's traffic generator).
+    Gen(GenArgs),
+    /// Show what is in a local log store: records per flow log, top talkers.
+    Show {
+        /// Root of the local log store.
+        #[arg(long)]
+        out: PathBuf,
+        /// How many top talkers (by bytes).
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+    },
     /// Benchmarks that print numbers (one JSON line per figure with --json).
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -33,6 +44,162 @@ enum Cmd {
         #[arg(long)]
         out: std::path::PathBuf,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct GenArgs {
+    /// Capture to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Host configuration whose ENIs (MAC, first IPv4 and IPv6 address) the
+    /// traffic uses (default: the ENIs of config/example.json).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Frames to write.
+    #[arg(long, default_value_t = 1_000_000)]
+    packets: u64,
+    /// PRNG seed: the same seed writes the same bytes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Time of the first frame, Unix seconds.
+    #[arg(long, default_value_t = 1_704_067_200)]
+    start: u64,
+    /// Seconds the frames are spread over.
+    #[arg(long, default_value_t = 300)]
+    duration: u64,
+    /// Nanosecond timestamps.
+    #[arg(long)]
+    nanos: bool,
+}
+
+fn gen(a: GenArgs) -> anyhow::Result<()> {
+    use flowlog::gen::{example_enis, generate, GenEni, GenSpec};
+    use std::net::IpAddr;
+    let enis = match &a.config {
+        None => example_enis(),
+        Some(p) => {
+            let c = exporter::config::load(p).map_err(|e| Usage(e.to_string()))?;
+            c.enis
+                .iter()
+                .map(|e| GenEni {
+                    mac: e.mac.0,
+                    ipv4: e
+                        .ips
+                        .iter()
+                        .find_map(|i| match i {
+                            IpAddr::V4(v) => Some(*v),
+                            IpAddr::V6(_) => None,
+                        })
+                        .unwrap_or(std::net::Ipv4Addr::new(192, 0, 2, 1)),
+                    ipv6: e
+                        .ips
+                        .iter()
+                        .find_map(|i| match i {
+                            IpAddr::V6(v) => Some(*v),
+                            IpAddr::V4(_) => None,
+                        })
+                        .unwrap_or(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+                })
+                .collect()
+        }
+    };
+    let spec = GenSpec {
+        packets: a.packets,
+        seed: a.seed,
+        start_unix: a.start,
+        duration_s: a.duration,
+        nanos: a.nanos,
+        ..GenSpec::default()
+    };
+    let file = std::fs::File::create(&a.out)
+        .map_err(|e| Usage(format!("{}: cannot create: {e}", a.out.display())))?;
+    let t = std::time::Instant::now();
+    let st =
+        generate(&spec, &enis, file).with_context(|| format!("writing {}", a.out.display()))?;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "wrote {}: {} packets ({} IPv4, {} IPv6; {} TCP, {} UDP, {} ICMP, {} ICMPv6; {} east-west, {} north-south; \
+         {} VLAN-tagged, {} ARP, {} malformed) in {:.2} s ({:.2} M packets/s)",
+        a.out.display(),
+        st.packets,
+        st.ipv4,
+        st.ipv6,
+        st.tcp,
+        st.udp,
+        st.icmp,
+        st.icmpv6,
+        st.east_west,
+        st.north_south,
+        st.vlan_single + st.vlan_double,
+        st.arp,
+        st.malformed,
+        secs,
+        st.packets as f64 / secs.max(1e-9) / 1e6
+    );
+    Ok(())
+}
+
+fn show(out: &std::path::Path, top: usize) -> anyhow::Result<()> {
+    use std::collections::BTreeMap;
+    if !out.is_dir() {
+        return Err(Usage(format!("{}: no such log store folder", out.display())).into());
+    }
+    let recs = exporter::store::read_dir_records(out)
+        .with_context(|| format!("reading {}", out.display()))?;
+    let mut per_fl: BTreeMap<&str, [u64; 4]> = BTreeMap::new();
+    let mut talkers: BTreeMap<&str, BTreeMap<(String, String), (u64, u64)>> = BTreeMap::new();
+    for r in &recs {
+        let e = per_fl.entry(r.flow_log_id.as_str()).or_default();
+        e[0] += 1;
+        match r.log_status {
+            exporter::record::LogStatus::Ok => {
+                e[1] += 1;
+                if r.action == Some(exporter::record::Action::Reject) {
+                    e[3] += 1;
+                }
+            }
+            _ => e[2] += 1,
+        }
+        // Talkers: what ENIs sent (`out`), so a packet between two ENIs is
+        // counted once, per flow log.
+        if r.log_status == exporter::record::LogStatus::Ok
+            && r.direction == Some(exporter::record::Direction::Out)
+        {
+            if let (Some(s), Some(d)) = (r.srcaddr, r.dstaddr) {
+                let t = talkers
+                    .entry(r.flow_log_id.as_str())
+                    .or_default()
+                    .entry((s.to_string(), d.to_string()))
+                    .or_default();
+                t.0 += r.bytes;
+                t.1 += r.packets;
+            }
+        }
+    }
+    println!("log store {}: {} records", out.display(), recs.len());
+    println!(
+        "{:<20} {:>10} {:>10} {:>14} {:>10}",
+        "flow log", "records", "OK", "NODATA/SKIP", "REJECT"
+    );
+    for (fl, c) in &per_fl {
+        println!(
+            "{fl:<20} {:>10} {:>10} {:>14} {:>10}",
+            c[0], c[1], c[2], c[3]
+        );
+    }
+    for (fl, t) in talkers {
+        let mut v: Vec<_> = t.into_iter().collect();
+        v.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(&b.0)));
+        println!("\n{fl}: top {top} talkers by bytes sent (all windows)");
+        println!(
+            "  {:<28} {:<28} {:>14} {:>10}",
+            "source", "destination", "bytes", "packets"
+        );
+        for ((s, d), (b, p)) in v.into_iter().take(top) {
+            println!("  {s:<28} {d:<28} {b:>14} {p:>10}");
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]
@@ -259,6 +426,8 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::Replay(a) => replay(a),
         Cmd::Bench(b) => bench(b),
+        Cmd::Gen(a) => gen(a),
+        Cmd::Show { out, top } => show(&out, top),
         Cmd::Smoke { pcap, out } => smoke(&pcap, &out),
     };
     match r {
