@@ -500,6 +500,53 @@ pub fn encapsulated_only(pcap: &Path) -> BTreeSet<FiveTuple> {
     inside.difference(&plain).copied().collect()
 }
 
+/// Copies a classic pcap to `dst` with every gap between consecutive frames
+/// longer than `max_gap_ns` shortened to `max_gap_ns` (order, bytes and
+/// shorter gaps unchanged; a backward step is kept as it is). For captures
+/// merged from recordings years apart: a faithful replay covers every window
+/// in between (one NODATA record per ENI and window), which a test that is
+/// about packet counts does not need.
+pub fn retime(src: &Path, dst: &Path, max_gap_ns: u64) {
+    let mut b = std::fs::read(src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    assert!(b.len() >= 24, "{}: too short for a pcap header", src.display());
+    let magic = [b[0], b[1], b[2], b[3]];
+    let (le, unit) = match magic {
+        [0xd4, 0xc3, 0xb2, 0xa1] => (true, 1_000),
+        [0x4d, 0x3c, 0xb2, 0xa1] => (true, 1),
+        [0xa1, 0xb2, 0xc3, 0xd4] => (false, 1_000),
+        [0xa1, 0xb2, 0x3c, 0x4d] => (false, 1),
+        _ => panic!("{}: retime reads classic pcap only", src.display()),
+    };
+    let rd = |b: &[u8], at: usize| -> u64 {
+        let w: [u8; 4] = b[at..at + 4].try_into().expect("4 bytes");
+        u64::from(if le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        })
+    };
+    let wr = |b: &mut [u8], at: usize, v: u64| {
+        let v = u32::try_from(v).expect("timestamp fits the pcap field");
+        b[at..at + 4].copy_from_slice(&if le { v.to_le_bytes() } else { v.to_be_bytes() });
+    };
+    let per_sec = 1_000_000_000 / unit;
+    let (mut at, mut prev_old, mut prev_new) = (24, None::<u64>, 0u64);
+    while at + 16 <= b.len() {
+        let old = rd(&b, at) * 1_000_000_000 + rd(&b, at + 4) * unit;
+        let new = match prev_old {
+            None => old,
+            Some(p) if old > p => prev_new + (old - p).min(max_gap_ns),
+            Some(p) => prev_new.saturating_sub(p - old),
+        };
+        wr(&mut b, at, new / 1_000_000_000);
+        wr(&mut b, at + 4, new % 1_000_000_000 / unit);
+        debug_assert!(new % 1_000_000_000 / unit < per_sec);
+        (prev_old, prev_new) = (Some(old), new);
+        at += 16 + usize::try_from(rd(&b, at + 8)).expect("caplen");
+    }
+    std::fs::write(dst, b).unwrap_or_else(|e| panic!("{}: {e}", dst.display()));
+}
+
 // ---------------------------------------------------------------------------
 // Configurations
 

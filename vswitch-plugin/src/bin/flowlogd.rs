@@ -147,7 +147,9 @@ fn show(out: &std::path::Path, top: usize) -> anyhow::Result<()> {
     let recs = exporter::store::read_dir_records(out)
         .with_context(|| format!("reading {}", out.display()))?;
     let mut per_fl: BTreeMap<&str, [u64; 4]> = BTreeMap::new();
-    let mut talkers: BTreeMap<&str, BTreeMap<(String, String), (u64, u64)>> = BTreeMap::new();
+    // flow log -> (source, destination) -> (bytes, packets)
+    type Talkers = BTreeMap<(String, String), (u64, u64)>;
+    let mut talkers: BTreeMap<&str, Talkers> = BTreeMap::new();
     for r in &recs {
         let e = per_fl.entry(r.flow_log_id.as_str()).or_default();
         e[0] += 1;
