@@ -140,7 +140,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let started = Instant::now();
 
     let clock = Clock::default();
-    let mut handoffs = Vec::new();
+    let mut handoffs: Vec<Arc<Handoff>> = Vec::new();
     let mut actives = Vec::new();
     for _ in 0..opts.workers {
         let pool = (0..TABLES_PER_WORKER)
@@ -179,85 +179,69 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             std::thread::Builder::new()
                 .name("flowlog-exporter".into())
                 .spawn_scoped(s, move || {
-                    let mut sink =
-                        |fl: &exporter::merge::FlowLogInfo,
-                         ws: u64,
-                         recs: &[exporter::record::Record]| {
-                            store
-                                .write_window(
-                                    &fl.project_name,
-                                    &fl.log_store_name,
-                                    &fl.flow_log_id,
-                                    ws,
-                                    recs,
-                                )
-                                .map(|_| ())
-                                .map_err(|e| {
-                                    let m = format!("flow log {} window {ws}: {e}", fl.flow_log_id);
-                                    errors.push(m.clone());
-                                    m
-                                })
-                        };
+                    let mut sink = |fl: &exporter::merge::FlowLogInfo,
+                                    ws: u64,
+                                    recs: &[exporter::record::Record]| {
+                        store
+                            .write_window(
+                                &fl.project_name,
+                                &fl.log_store_name,
+                                &fl.flow_log_id,
+                                ws,
+                                recs,
+                            )
+                            .map(|_| ())
+                            .map_err(|e| {
+                                let m = format!("flow log {} window {ws}: {e}", fl.flow_log_id);
+                                errors.push(m.clone());
+                                m
+                            })
+                    };
                     run_exporter(Merger::new(plan), handoffs, clock, &mut sink)
                 })
                 .expect("spawn exporter")
         };
-        let mut workers = Vec::new();
-        for (i, active) in actives.into_iter().enumerate() {
-            let lane = lanes[i].clone();
-            let h = handoffs[i].clone();
-            let stop = &stop;
-            workers.push(
-                std::thread::Builder::new()
-                    .name(format!("flowlog-worker-{i}"))
-                    .spawn_scoped(s, move || {
-                        let mut w = Worker::new(active, h, slice, enis, AcceptAll);
-                        loop {
-                            if let Some(mut b) = lane.full.pop() {
-                                if b.advance > 0 {
-                                    w.advance(b.advance);
-                                }
-                                for chunk in b.pkts[..b.n].chunks(WORKER_BURST) {
-                                    w.process(chunk);
-                                }
-                                b.n = 0;
-                                b.advance = 0;
-                                let _ = lane.empty.push(b);
-                            } else if stop.load(Ordering::Acquire) && lane.full.is_empty() {
-                                break;
-                            } else {
-                                std::hint::spin_loop();
-                                std::thread::yield_now();
-                            }
-                        }
-                        w.finish().0
-                    })
-                    .expect("spawn worker"),
-            );
-        }
-
-        let summary = dispatch(
-            &capture,
-            &attribution,
-            &lanes,
-            &handoffs,
-            slice,
-            &clock,
-            opts.progress,
-        );
-        stop.store(true, Ordering::Release);
         let mut counters = WorkerCounters::default();
-        for w in workers {
-            let c = w.join().expect("worker thread");
-            counters.packets += c.packets;
-            counters.observations += c.observations;
-            counters.rejected += c.rejected;
-            counters.evictions += c.evictions;
-            counters.skipped += c.skipped;
-            counters.rotations += c.rotations;
-            counters.no_free_table += c.no_free_table;
-            counters.high_water = counters.high_water.max(c.high_water);
-        }
+        let summary = if opts.workers == 1 {
+            // One worker: it runs on the reading thread, no handoff at all.
+            let active = actives.pop().expect("one table set");
+            let worker = Worker::new(active, handoffs[0].clone(), slice, enis, AcceptAll);
+            let mut feed = Inline {
+                worker,
+                handoff: handoffs[0].clone(),
+                burst: [Seen::default(); WORKER_BURST],
+                n: 0,
+            };
+            let summary = dispatch(&capture, &attribution, &mut feed, slice, &clock, opts.progress);
+            feed.flush();
+            add_counters(&mut counters, &feed.worker.finish().0);
+            summary
+        } else {
+            let mut workers = Vec::new();
+            for (i, active) in actives.into_iter().enumerate() {
+                let lane = lanes[i].clone();
+                let h = handoffs[i].clone();
+                let stop = &stop;
+                workers.push(
+                    std::thread::Builder::new()
+                        .name(format!("flowlog-worker-{i}"))
+                        .spawn_scoped(s, move || worker_loop(Worker::new(active, h, slice, enis, AcceptAll), &lane, stop))
+                        .expect("spawn worker"),
+                );
+            }
+            let mut feed = Threads {
+                pending: lanes.iter().map(|l| take_empty(l)).collect(),
+                lanes: &lanes,
+                handoffs: &handoffs,
+            };
+            let summary = dispatch(&capture, &attribution, &mut feed, slice, &clock, opts.progress);
+            feed.flush();
+            stop.store(true, Ordering::Release);
+            for w in workers {
+                add_counters(&mut counters, &w.join().expect("worker thread"));
+            }
+            summary
+        };
         let (stats, late) = exporter.join().expect("exporter thread");
         (summary, counters, stats, late)
     });
@@ -275,6 +259,102 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     summary.errors = errors;
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+fn add_counters(sum: &mut WorkerCounters, c: &WorkerCounters) {
+    sum.packets += c.packets;
+    sum.observations += c.observations;
+    sum.rejected += c.rejected;
+    sum.evictions += c.evictions;
+    sum.skipped += c.skipped;
+    sum.rotations += c.rotations;
+    sum.no_free_table += c.no_free_table;
+    sum.high_water = sum.high_water.max(c.high_water);
+}
+
+fn worker_loop(mut w: Worker<AcceptAll>, lane: &Lane, stop: &AtomicBool) -> WorkerCounters {
+    loop {
+        if let Some(mut b) = lane.full.pop() {
+            if b.advance > 0 {
+                w.advance(b.advance);
+            }
+            for chunk in b.pkts[..b.n].chunks(WORKER_BURST) {
+                w.process(chunk);
+            }
+            b.n = 0;
+            b.advance = 0;
+            let _ = lane.empty.push(b);
+        } else if stop.load(Ordering::Acquire) && lane.full.is_empty() {
+            break;
+        } else {
+            std::hint::spin_loop();
+            std::thread::yield_now();
+        }
+    }
+    w.finish().0
+}
+
+/// Waits until a worker at its `rotations`-th rotation will find a free
+/// table: it started with TABLES-1 and has had `returned` given back.
+fn pace(h: &Handoff, rotations: u64) {
+    let need = rotations.saturating_sub(TABLES_PER_WORKER as u64 - 1);
+    while h.returned.load(Ordering::Acquire) < need {
+        std::thread::yield_now();
+    }
+}
+
+/// Where the dispatcher puts packets and clock ticks.
+trait Feed {
+    /// Workers.
+    fn workers(&self) -> usize;
+    /// The clock reached a new slice (`rotations` boundaries so far, the
+    /// first one not counted).
+    fn boundary(&mut self, secs: u64, rotations: u64);
+    /// A packet for worker `w`.
+    fn packet(&mut self, w: usize, s: Seen);
+    /// Hands over what is pending.
+    fn flush(&mut self);
+}
+
+/// One worker on the reading thread.
+struct Inline {
+    worker: Worker<AcceptAll>,
+    handoff: Arc<Handoff>,
+    burst: [Seen; WORKER_BURST],
+    n: usize,
+}
+
+impl Feed for Inline {
+    fn workers(&self) -> usize {
+        1
+    }
+    fn boundary(&mut self, secs: u64, rotations: u64) {
+        self.flush();
+        pace(&self.handoff, rotations);
+        self.worker.advance(secs);
+    }
+    #[inline]
+    fn packet(&mut self, _: usize, s: Seen) {
+        self.burst[self.n] = s;
+        self.n += 1;
+        if self.n == WORKER_BURST {
+            self.worker.process(&self.burst);
+            self.n = 0;
+        }
+    }
+    fn flush(&mut self) {
+        if self.n > 0 {
+            self.worker.process(&self.burst[..self.n]);
+            self.n = 0;
+        }
+    }
+}
+
+/// Worker threads fed in batches over SPSC rings.
+struct Threads<'a> {
+    lanes: &'a [Arc<Lane>],
+    handoffs: &'a [Arc<Handoff>],
+    pending: Vec<Box<Batch>>,
 }
 
 fn send(lane: &Lane, b: Box<Batch>) {
@@ -299,17 +379,53 @@ fn take_empty(lane: &Lane) -> Box<Batch> {
     }
 }
 
+impl Feed for Threads<'_> {
+    fn workers(&self) -> usize {
+        self.lanes.len()
+    }
+    fn boundary(&mut self, secs: u64, rotations: u64) {
+        for (i, lane) in self.lanes.iter().enumerate() {
+            pace(&self.handoffs[i], rotations);
+            let old = std::mem::replace(&mut self.pending[i], take_empty(lane));
+            if old.n > 0 || old.advance > 0 {
+                send(lane, old);
+            } else {
+                let _ = lane.empty.push(old);
+            }
+            self.pending[i].advance = secs.max(1);
+        }
+    }
+    #[inline]
+    fn packet(&mut self, w: usize, s: Seen) {
+        let b = &mut self.pending[w];
+        b.pkts[b.n] = s;
+        b.n += 1;
+        if b.n == BATCH {
+            let full = std::mem::replace(b, take_empty(&self.lanes[w]));
+            send(&self.lanes[w], full);
+        }
+    }
+    fn flush(&mut self) {
+        for (i, lane) in self.lanes.iter().enumerate() {
+            let b = std::mem::replace(&mut self.pending[i], take_empty(lane));
+            if b.n > 0 || b.advance > 0 {
+                send(lane, b);
+            } else {
+                let _ = lane.empty.push(b);
+            }
+        }
+    }
+}
+
 fn dispatch(
     capture: &Capture,
     attribution: &Attribution,
-    lanes: &[Arc<Lane>],
-    handoffs: &[Arc<Handoff>],
+    feed: &mut impl Feed,
     slice: u64,
     clock: &Clock,
     progress: bool,
 ) -> ReplaySummary {
-    let n = lanes.len();
-    let mut pending: Vec<Box<Batch>> = lanes.iter().map(|l| take_empty(l)).collect();
+    let n = feed.workers();
     let mut sum = ReplaySummary::default();
     let mut now_ns: u64 = 0;
     let mut next_boundary: u64 = 0;
@@ -335,29 +451,14 @@ fn dispatch(
         now_ns = now_ns.max(f.ts_nanos);
         let secs = now_ns / 1_000_000_000;
         if !started || secs >= next_boundary {
-            let slice_start = secs - secs % slice;
             if !started {
                 clock.first.store(secs, Ordering::Release);
                 started = true;
             } else {
                 rotations += 1;
             }
-            next_boundary = slice_start + slice;
-            for (i, lane) in lanes.iter().enumerate() {
-                // A worker at its r-th rotation needs a free table: it started
-                // with TABLES-1 and got `returned` back.
-                let need = rotations.saturating_sub(TABLES_PER_WORKER as u64 - 1);
-                while handoffs[i].returned.load(Ordering::Acquire) < need {
-                    std::thread::yield_now();
-                }
-                let old = std::mem::replace(&mut pending[i], take_empty(lane));
-                if old.n > 0 || old.advance > 0 {
-                    send(lane, old);
-                } else {
-                    let _ = lane.empty.push(old);
-                }
-                pending[i].advance = secs.max(1);
-            }
+            next_boundary = secs - secs % slice + slice;
+            feed.boundary(secs, rotations);
         }
         let Some(link) = f.link else {
             sum.not_ip += 1;
@@ -373,40 +474,13 @@ fn dispatch(
                     continue;
                 }
                 sum.logged += 1;
-                let w = if n == 1 {
-                    0
-                } else {
-                    (symmetric_hash(&meta) % n as u64) as usize
-                };
-                let b = &mut pending[w];
-                b.pkts[b.n] = Seen {
-                    meta,
-                    secs,
-                    out_eni,
-                    in_eni,
-                    host_verdict: None,
-                };
-                b.n += 1;
-                if b.n == BATCH {
-                    let full = std::mem::replace(b, take_empty(&lanes[w]));
-                    send(&lanes[w], full);
-                }
+                let w = if n == 1 { 0 } else { (symmetric_hash(&meta) % n as u64) as usize };
+                feed.packet(w, Seen { meta, secs, out_eni, in_eni, host_verdict: None });
             }
         }
     }
     sum.truncated = frames.truncated();
     clock.last.store(now_ns / 1_000_000_000, Ordering::Release);
-    if !started {
-        // An empty capture: nothing to cover.
-        clock.first.store(u64::MAX, Ordering::Release);
-    }
-    for (i, b) in pending.into_iter().enumerate() {
-        if b.n > 0 || b.advance > 0 {
-            send(&lanes[i], b);
-        } else {
-            let _ = lanes[i].empty.push(b);
-        }
-    }
     if let Some(b) = bar {
         b.finish_and_clear();
     }

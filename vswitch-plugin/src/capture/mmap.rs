@@ -11,8 +11,9 @@ use std::io;
 
 use memmap2::Mmap;
 
-/// Maps `file` read-only and tells the kernel we will read it front to back
-/// (bigger read-ahead, pages behind us dropped first).
+/// Maps `file` read-only, populated at once (one call maps every page that
+/// is in the page cache, instead of a page fault per few pages while
+/// reading), and tells the kernel we will read it front to back.
 ///
 /// The caller has checked that `file` is a regular, non-empty file.
 pub(super) fn map_readonly(file: &File) -> io::Result<Mmap> {
@@ -21,7 +22,7 @@ pub(super) fn map_readonly(file: &File) -> io::Result<Mmap> {
     // documents that no other process may truncate or rewrite it while the
     // `Capture` lives (the contract of every mmap-based reader; breaking it
     // raises SIGBUS, it cannot hand us torn bytes of another type).
-    let map = unsafe { Mmap::map(file)? };
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(file)? };
     // Only a hint: a kernel that ignores it costs speed, not correctness.
     #[cfg(unix)]
     let _ = map.advise(memmap2::Advice::Sequential);
