@@ -179,24 +179,25 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             std::thread::Builder::new()
                 .name("flowlog-exporter".into())
                 .spawn_scoped(s, move || {
-                    let mut sink = |fl: &exporter::merge::FlowLogInfo,
-                                    ws: u64,
-                                    recs: &[exporter::record::Record]| {
-                        store
-                            .write_window(
-                                &fl.project_name,
-                                &fl.log_store_name,
-                                &fl.flow_log_id,
-                                ws,
-                                recs,
-                            )
-                            .map(|_| ())
-                            .map_err(|e| {
-                                let m = format!("flow log {} window {ws}: {e}", fl.flow_log_id);
-                                errors.push(m.clone());
-                                m
-                            })
-                    };
+                    let mut sink =
+                        |fl: &exporter::merge::FlowLogInfo,
+                         ws: u64,
+                         recs: &[exporter::record::Record]| {
+                            store
+                                .write_window(
+                                    &fl.project_name,
+                                    &fl.log_store_name,
+                                    &fl.flow_log_id,
+                                    ws,
+                                    recs,
+                                )
+                                .map(|_| ())
+                                .map_err(|e| {
+                                    let m = format!("flow log {} window {ws}: {e}", fl.flow_log_id);
+                                    errors.push(m.clone());
+                                    m
+                                })
+                        };
                     run_exporter(Merger::new(plan), handoffs, clock, &mut sink)
                 })
                 .expect("spawn exporter")
@@ -212,7 +213,14 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
                 burst: [Seen::default(); WORKER_BURST],
                 n: 0,
             };
-            let summary = dispatch(&capture, &attribution, &mut feed, slice, &clock, opts.progress);
+            let summary = dispatch(
+                &capture,
+                &attribution,
+                &mut feed,
+                slice,
+                &clock,
+                opts.progress,
+            );
             feed.flush();
             add_counters(&mut counters, &feed.worker.finish().0);
             summary
@@ -225,7 +233,9 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
                 workers.push(
                     std::thread::Builder::new()
                         .name(format!("flowlog-worker-{i}"))
-                        .spawn_scoped(s, move || worker_loop(Worker::new(active, h, slice, enis, AcceptAll), &lane, stop))
+                        .spawn_scoped(s, move || {
+                            worker_loop(Worker::new(active, h, slice, enis, AcceptAll), &lane, stop)
+                        })
                         .expect("spawn worker"),
                 );
             }
@@ -234,7 +244,14 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
                 lanes: &lanes,
                 handoffs: &handoffs,
             };
-            let summary = dispatch(&capture, &attribution, &mut feed, slice, &clock, opts.progress);
+            let summary = dispatch(
+                &capture,
+                &attribution,
+                &mut feed,
+                slice,
+                &clock,
+                opts.progress,
+            );
             feed.flush();
             stop.store(true, Ordering::Release);
             for w in workers {
@@ -474,8 +491,21 @@ fn dispatch(
                     continue;
                 }
                 sum.logged += 1;
-                let w = if n == 1 { 0 } else { (symmetric_hash(&meta) % n as u64) as usize };
-                feed.packet(w, Seen { meta, secs, out_eni, in_eni, host_verdict: None });
+                let w = if n == 1 {
+                    0
+                } else {
+                    (symmetric_hash(&meta) % n as u64) as usize
+                };
+                feed.packet(
+                    w,
+                    Seen {
+                        meta,
+                        secs,
+                        out_eni,
+                        in_eni,
+                        host_verdict: None,
+                    },
+                );
             }
         }
     }
