@@ -266,9 +266,10 @@ mod tests {
 
     #[test]
     fn full_table_evicts_the_oldest_or_skips() {
-        let mut t = FlowTable::new(8, 4);
+        let mut t = FlowTable::new(PROBE, 4);
+        assert_eq!(t.capacity(), PROBE);
         t.reset(0);
-        for n in 0..8 {
+        for n in 0..PROBE as u32 {
             let k = key(n);
             assert_eq!(
                 t.update(&k, 0, 10, u64::from(n) + 1, 0, true),
@@ -285,7 +286,7 @@ mod tests {
         let k = FlowKey { eni: 3, ..key(101) };
         assert_eq!(t.update(&k, 0, 77, 21, 0, false), Insert::Skipped);
         let (f, s) = collect(&mut t);
-        assert_eq!(f.len(), 8);
+        assert_eq!(f.len(), PROBE);
         assert_eq!(
             s,
             vec![(
