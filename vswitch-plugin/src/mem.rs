@@ -40,13 +40,21 @@ pub struct CacheLine(pub [u64; 8]);
 // SAFETY: eight integers: all-zero is valid.
 unsafe impl Zeroable for CacheLine {}
 
-/// A fixed-size, zero-initialised array aligned to 2 MiB and advised to the
-/// kernel as transparent-huge-page memory *before* it is touched, so the
-/// first-touch faults map huge pages: fewer TLB misses on random access.
+/// A fixed-size, zero-initialised array for the hot tables. Big ones are
+/// mapped straight from the kernel (anonymous `mmap`, hence zero), aligned
+/// to 2 MiB and advised as transparent huge pages *before* anything touches
+/// them, so the first-touch faults map huge pages: far fewer TLB misses on
+/// random access. (Allocating through `alloc_zeroed` with a 2 MiB alignment
+/// would `memset` the memory first and get small pages.)
 pub struct HugeSlice<T: Zeroable> {
     ptr: NonNull<T>,
     len: usize,
-    layout: Layout,
+    backing: Backing,
+}
+
+enum Backing {
+    Heap(Layout),
+    Map { base: *mut libc::c_void, len: usize },
 }
 
 // SAFETY: HugeSlice owns its elements like a Box<[T]>.
@@ -60,29 +68,52 @@ impl<T: Zeroable> HugeSlice<T> {
     /// `len` zeroed elements (at least one).
     pub fn zeroed(len: usize) -> HugeSlice<T> {
         let len = len.max(1);
-        let bytes = len
-            .checked_mul(std::mem::size_of::<T>())
-            .expect("table size overflows");
-        let align = if bytes >= HUGE {
-            HUGE
-        } else {
-            std::mem::align_of::<T>()
-        };
-        let layout = Layout::from_size_align(bytes.max(1), align).expect("valid layout");
+        let bytes = len.checked_mul(std::mem::size_of::<T>()).expect("table size overflows");
+        if bytes >= HUGE && std::mem::align_of::<T>() <= HUGE {
+            if let Some(s) = Self::mapped(len, bytes) {
+                return s;
+            }
+        }
+        let layout = Layout::from_size_align(bytes.max(1), std::mem::align_of::<T>())
+            .expect("valid layout");
         // SAFETY: layout has a non-zero size.
         let p = unsafe { alloc_zeroed(layout) };
         let Some(ptr) = NonNull::new(p.cast::<T>()) else {
             std::alloc::handle_alloc_error(layout)
         };
-        if bytes >= HUGE {
-            // SAFETY: [p, p+bytes) is the allocation just made; MADV_HUGEPAGE
-            // changes no contents, only how the kernel backs the pages.
-            let rc = unsafe { libc::madvise(p.cast(), bytes, libc::MADV_HUGEPAGE) };
-            if rc != 0 {
-                tracing::debug!("madvise(MADV_HUGEPAGE) refused; tables use normal pages");
-            }
+        HugeSlice { ptr, len, backing: Backing::Heap(layout) }
+    }
+
+    fn mapped(len: usize, bytes: usize) -> Option<HugeSlice<T>> {
+        let map_len = bytes.checked_add(HUGE)?;
+        // SAFETY: an anonymous private mapping of a fresh range: no file, no
+        // aliasing; the result is checked for MAP_FAILED.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return None;
         }
-        HugeSlice { ptr, len, layout }
+        let aligned = (base as usize + HUGE - 1) & !(HUGE - 1);
+        debug_assert!(aligned + bytes <= base as usize + map_len);
+        // SAFETY: [aligned, aligned+bytes) lies inside the mapping just made;
+        // MADV_HUGEPAGE changes no contents, only how pages are backed.
+        let rc = unsafe { libc::madvise(aligned as *mut libc::c_void, bytes, libc::MADV_HUGEPAGE) };
+        if rc != 0 {
+            tracing::debug!("madvise(MADV_HUGEPAGE) refused; tables use normal pages");
+        }
+        Some(HugeSlice {
+            ptr: NonNull::new(aligned as *mut T)?,
+            len,
+            backing: Backing::Map { base, len: map_len },
+        })
     }
 }
 
@@ -104,8 +135,14 @@ impl<T: Zeroable> DerefMut for HugeSlice<T> {
 
 impl<T: Zeroable> Drop for HugeSlice<T> {
     fn drop(&mut self) {
-        // SAFETY: allocated in `zeroed` with exactly this layout.
-        unsafe { dealloc(self.ptr.as_ptr().cast(), self.layout) }
+        match self.backing {
+            // SAFETY: allocated in `zeroed` with exactly this layout.
+            Backing::Heap(layout) => unsafe { dealloc(self.ptr.as_ptr().cast(), layout) },
+            // SAFETY: the mapping made in `mapped`, unmapped once.
+            Backing::Map { base, len } => unsafe {
+                libc::munmap(base, len);
+            },
+        }
     }
 }
 
