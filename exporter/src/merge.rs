@@ -12,7 +12,8 @@
 use crate::config::{Config, TrafficType};
 use crate::key::FlowKey;
 use crate::record::{LogStatus, Record, VERSION};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::BTreeMap;
 
 /// What the records of one ENI say about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
