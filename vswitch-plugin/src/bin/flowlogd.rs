@@ -1,6 +1,17 @@
 //! `flowlogd`: the flow-log host daemon.
 
 use anyhow::Context as _;
+use std::io::Write as _;
+
+/// `println!` that ends the program quietly when stdout is gone (a closed
+/// pipe, as with `flowlogd show | head`), instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {
+        if writeln!(std::io::stdout(), $($t)*).is_err() {
+            std::process::exit(0);
+        }
+    };
+}
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -117,7 +128,7 @@ fn gen(a: GenArgs) -> anyhow::Result<()> {
     let st =
         generate(&spec, &enis, file).with_context(|| format!("writing {}", a.out.display()))?;
     let secs = t.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "wrote {}: {} packets ({} IPv4, {} IPv6; {} TCP, {} UDP, {} ICMP, {} ICMPv6; {} east-west, {} north-south; \
          {} VLAN-tagged, {} ARP, {} malformed) in {:.2} s ({:.2} M packets/s)",
         a.out.display(),
@@ -178,13 +189,13 @@ fn show(out: &std::path::Path, top: usize) -> anyhow::Result<()> {
             }
         }
     }
-    println!("log store {}: {} records", out.display(), recs.len());
-    println!(
+    outln!("log store {}: {} records", out.display(), recs.len());
+    outln!(
         "{:<20} {:>10} {:>10} {:>14} {:>10}",
         "flow log", "records", "OK", "NODATA/SKIP", "REJECT"
     );
     for (fl, c) in &per_fl {
-        println!(
+        outln!(
             "{fl:<20} {:>10} {:>10} {:>14} {:>10}",
             c[0], c[1], c[2], c[3]
         );
@@ -192,13 +203,13 @@ fn show(out: &std::path::Path, top: usize) -> anyhow::Result<()> {
     for (fl, t) in talkers {
         let mut v: Vec<_> = t.into_iter().collect();
         v.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(&b.0)));
-        println!("\n{fl}: top {top} talkers by bytes sent (all windows)");
-        println!(
+        outln!("\n{fl}: top {top} talkers by bytes sent (all windows)");
+        outln!(
             "  {:<28} {:<28} {:>14} {:>10}",
             "source", "destination", "bytes", "packets"
         );
         for ((s, d), (b, p)) in v.into_iter().take(top) {
-            println!("  {s:<28} {d:<28} {b:>14} {p:>10}");
+            outln!("  {s:<28} {d:<28} {b:>14} {p:>10}");
         }
     }
     Ok(())
@@ -231,12 +242,12 @@ fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
             let packets = packets.unwrap_or_else(|| (20_000_000u64).max(flows * 4));
             let f = flowlog::bench::datapath(flows, packets);
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string(&serde_json::json!({"bench": "datapath", "figures": f}))?
                 );
             } else {
-                println!(
+                outln!(
                     "datapath: {} flows: {:.2} Mpps/core ({:.1} ns/packet, of which {:.1} writing frames); \
                      table {} slots x {} B = {:.0} B/flow; memory limit {:.1} M RMW/s ({:.0}% reached); evictions {}",
                     f.flows,
@@ -374,7 +385,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
             "elapsed_s": s.elapsed.as_secs_f64(), "mpps": s.mpps(), "late": s.late,
             "flow_logs": fls, "errors": s.errors,
         });
-        println!("{j}");
+        outln!("{j}");
     } else {
         print_summary(&a, &s, &out);
     }
@@ -391,7 +402,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
 }
 
 fn print_summary(a: &ReplayArgs, s: &flowlog::replay::ReplaySummary, out: &std::path::Path) {
-    println!(
+    outln!(
         "replayed {}: {} packets in {:.3} s ({:.2} Mpps) on {} worker(s)",
         a.pcap.display(),
         s.read,
@@ -399,21 +410,21 @@ fn print_summary(a: &ReplayArgs, s: &flowlog::replay::ReplaySummary, out: &std::
         s.mpps(),
         a.workers
     );
-    println!(
+    outln!(
         "  read {} = logged {} + malformed {} + unmatched {} + not IP {}",
         s.read, s.logged, s.malformed, s.unmatched, s.not_ip
     );
-    println!(
+    outln!(
         "  observations {} (rejected {}), evictions {}, skipped {}",
         s.workers.observations, s.workers.rejected, s.workers.evictions, s.workers.skipped
     );
     for (id, st) in &s.flow_logs {
-        println!(
+        outln!(
             "  flow log {id}: {} records ({} OK, {} NODATA, {} SKIPDATA) in {} windows",
             st.records, st.ok, st.nodata, st.skipdata, st.windows
         );
     }
-    println!("  log store: {}", out.display());
+    outln!("  log store: {}", out.display());
 }
 
 fn main() -> ExitCode {
@@ -498,17 +509,17 @@ fn smoke(pcap: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
         }
     }
     let (s0, s1) = (p0.stats()?, p1.stats()?);
-    println!(
+    outln!(
         "port 0 (net_pcap0 <- {}): received {} packets",
         pcap.display(),
         s0.ipackets
     );
-    println!(
+    outln!(
         "port 1 (net_pcap1 -> {}): sent {} packets",
         out.display(),
         s1.opackets
     );
-    println!("forwarded {tx} of {rx} packets");
+    outln!("forwarded {tx} of {rx} packets");
     drop((p0, p1));
     drop(pool);
     drop(eal);
