@@ -104,7 +104,10 @@ impl Attribution {
                 });
             }
         }
-        Attribution { macs: SmallMap::new(&macs), ips: SmallMap::new(&ips) }
+        Attribution {
+            macs: SmallMap::new(&macs),
+            ips: SmallMap::new(&ips),
+        }
     }
 
     /// `(out ENI, in ENI)` of a parsed packet, [`NO_ENI`] where none.
@@ -122,7 +125,10 @@ impl Attribution {
             };
             (out, inn)
         } else {
-            (self.ips.get(ip_key(&m.src, m.v6)), self.ips.get(ip_key(&m.dst, m.v6)))
+            (
+                self.ips.get(ip_key(&m.src, m.v6)),
+                self.ips.get(ip_key(&m.dst, m.v6)),
+            )
         }
     }
 }
@@ -158,7 +164,9 @@ mod tests {
 
     #[test]
     fn small_map_finds_every_key_and_nothing_else() {
-        let entries: Vec<(u128, u16)> = (0..100u16).map(|i| (u128::from(i) * 0x1_0000_0001 + 7, i)).collect();
+        let entries: Vec<(u128, u16)> = (0..100u16)
+            .map(|i| (u128::from(i) * 0x1_0000_0001 + 7, i))
+            .collect();
         let m = SmallMap::new(&entries);
         for &(k, v) in &entries {
             assert_eq!(m.get(k), v);

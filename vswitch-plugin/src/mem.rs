@@ -68,20 +68,26 @@ impl<T: Zeroable> HugeSlice<T> {
     /// `len` zeroed elements (at least one).
     pub fn zeroed(len: usize) -> HugeSlice<T> {
         let len = len.max(1);
-        let bytes = len.checked_mul(std::mem::size_of::<T>()).expect("table size overflows");
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .expect("table size overflows");
         if bytes >= HUGE && std::mem::align_of::<T>() <= HUGE {
             if let Some(s) = Self::mapped(len, bytes) {
                 return s;
             }
         }
-        let layout = Layout::from_size_align(bytes.max(1), std::mem::align_of::<T>())
-            .expect("valid layout");
+        let layout =
+            Layout::from_size_align(bytes.max(1), std::mem::align_of::<T>()).expect("valid layout");
         // SAFETY: layout has a non-zero size.
         let p = unsafe { alloc_zeroed(layout) };
         let Some(ptr) = NonNull::new(p.cast::<T>()) else {
             std::alloc::handle_alloc_error(layout)
         };
-        HugeSlice { ptr, len, backing: Backing::Heap(layout) }
+        HugeSlice {
+            ptr,
+            len,
+            backing: Backing::Heap(layout),
+        }
     }
 
     fn mapped(len: usize, bytes: usize) -> Option<HugeSlice<T>> {

@@ -192,12 +192,19 @@ fn show(out: &std::path::Path, top: usize) -> anyhow::Result<()> {
     outln!("log store {}: {} records", out.display(), recs.len());
     outln!(
         "{:<20} {:>10} {:>10} {:>14} {:>10}",
-        "flow log", "records", "OK", "NODATA/SKIP", "REJECT"
+        "flow log",
+        "records",
+        "OK",
+        "NODATA/SKIP",
+        "REJECT"
     );
     for (fl, c) in &per_fl {
         outln!(
             "{fl:<20} {:>10} {:>10} {:>14} {:>10}",
-            c[0], c[1], c[2], c[3]
+            c[0],
+            c[1],
+            c[2],
+            c[3]
         );
     }
     for (fl, t) in talkers {
@@ -206,7 +213,10 @@ fn show(out: &std::path::Path, top: usize) -> anyhow::Result<()> {
         outln!("\n{fl}: top {top} talkers by bytes sent (all windows)");
         outln!(
             "  {:<28} {:<28} {:>14} {:>10}",
-            "source", "destination", "bytes", "packets"
+            "source",
+            "destination",
+            "bytes",
+            "packets"
         );
         for ((s, d), (b, p)) in v.into_iter().take(top) {
             outln!("  {s:<28} {d:<28} {b:>14} {p:>10}");
@@ -412,16 +422,27 @@ fn print_summary(a: &ReplayArgs, s: &flowlog::replay::ReplaySummary, out: &std::
     );
     outln!(
         "  read {} = logged {} + malformed {} + unmatched {} + not IP {}",
-        s.read, s.logged, s.malformed, s.unmatched, s.not_ip
+        s.read,
+        s.logged,
+        s.malformed,
+        s.unmatched,
+        s.not_ip
     );
     outln!(
         "  observations {} (rejected {}), evictions {}, skipped {}",
-        s.workers.observations, s.workers.rejected, s.workers.evictions, s.workers.skipped
+        s.workers.observations,
+        s.workers.rejected,
+        s.workers.evictions,
+        s.workers.skipped
     );
     for (id, st) in &s.flow_logs {
         outln!(
             "  flow log {id}: {} records ({} OK, {} NODATA, {} SKIPDATA) in {} windows",
-            st.records, st.ok, st.nodata, st.skipdata, st.windows
+            st.records,
+            st.ok,
+            st.nodata,
+            st.skipdata,
+            st.windows
         );
     }
     outln!("  log store: {}", out.display());
