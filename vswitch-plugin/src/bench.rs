@@ -10,8 +10,11 @@
 
 use crate::attrib::Attribution;
 use crate::flow::{FlowTable, PROBE};
+use crate::policy::{CompiledPolicy, Policy};
 use crate::wire::{parse, LinkType, PacketMeta};
-use crate::worker::{AcceptAll, Handoff, Seen, Worker, WORKER_BURST};
+use crate::worker::{AcceptAll, Handoff, Seen, Verdicts, Worker, WORKER_BURST};
+use exporter::config::Config;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// One figure of the datapath benchmark.
@@ -76,17 +79,28 @@ fn template(v6: bool) -> Vec<u8> {
     f
 }
 
-/// Writes flow `id`'s addresses and ports into the frame (IPv6 for one flow in three).
+/// Writes flow `id`'s addresses and ports into the frame (IPv6 for one flow
+/// in three). Outbound: from ENI `id % 8` to the Internet. Inbound: from the
+/// Internet to ENI `id % 8`, to destination port `id % 65536` (a scan when
+/// every `id` is new).
 #[inline(always)]
-fn write_flow(buf: &mut [u8], id: u64, v4: &[u8], v6: &[u8]) -> usize {
+fn write_flow(buf: &mut [u8], id: u64, v4: &[u8], v6: &[u8], inbound: bool) -> usize {
     let eni = (id % ENIS) as u8 + 1;
-    if id.is_multiple_of(3) {
+    let len = if id.is_multiple_of(3) {
         buf[..v6.len()].copy_from_slice(v6);
         buf[11] = eni;
-        buf[53] = eni; // src fd00::X
+        buf[37] = eni; // src fd00::X
         buf[46..52].copy_from_slice(&(id as u32 as u64).to_be_bytes()[2..]);
-        buf[54..58].copy_from_slice(&(id as u32).to_be_bytes());
-        buf[62..64].copy_from_slice(&((id >> 32) as u16 ^ 0x9c40).to_be_bytes());
+        buf[54..56].copy_from_slice(&((id >> 32) as u16 ^ 0x9c40).to_be_bytes());
+        buf[56..58].copy_from_slice(&(id as u16).to_be_bytes());
+        if inbound {
+            // swap addresses and ports
+            for i in 0..16 {
+                buf.swap(22 + i, 38 + i);
+            }
+            buf.swap(54, 56);
+            buf.swap(55, 57);
+        }
         v6.len()
     } else {
         buf[..v4.len()].copy_from_slice(v4);
@@ -94,22 +108,77 @@ fn write_flow(buf: &mut [u8], id: u64, v4: &[u8], v6: &[u8]) -> usize {
         buf[29] = eni;
         buf[30..34].copy_from_slice(&((id as u32) | 0x8000_0000).to_be_bytes());
         buf[34..36].copy_from_slice(&((id >> 32) as u16 ^ 0x9c40).to_be_bytes());
+        buf[36..38].copy_from_slice(&(id as u16).to_be_bytes());
+        if inbound {
+            for i in 0..4 {
+                buf.swap(26 + i, 30 + i);
+            }
+            buf.swap(34, 36);
+            buf.swap(35, 37);
+        }
         v4.len()
+    };
+    if inbound {
+        for i in 0..6 {
+            buf.swap(i, 6 + i);
+        }
     }
+    len
 }
 
-fn bench_config() -> exporter::config::Config {
+/// The benchmark host: 8 ENIs. With `rules: Some(n)` every ENI has one
+/// security group of `n` random rules (ingress rules of every kind, egress
+/// rules that only accept), else no security group (no policy).
+fn bench_config(rules: Option<usize>) -> exporter::config::Config {
+    let sg = if rules.is_some() {
+        r#""security_group_ids":["sg-bench"],"#
+    } else {
+        ""
+    };
     let enis: Vec<String> = (1..=ENIS)
         .map(|i| {
             format!(
-                r#"{{"eni_id":"eni-{i}","mac":"02:00:00:00:00:{i:02x}","ips":["10.0.0.{i}","fd00::{i:x}"],
+                r#"{{"eni_id":"eni-{i}","mac":"02:00:00:00:00:{i:02x}","ips":["10.0.0.{i}","fd00::{i:x}"],{sg}
                 "instance_type":"ecs.g7.large","vswitch_id":"vsw-1","vpc_id":"vpc-1","account_id":"1"}}"#
             )
         })
         .collect();
+    let mut rng = Rng(0x5eed);
+    let rule_json: Vec<String> = (0..rules.unwrap_or(0))
+        .map(|i| {
+            let r = rng.next();
+            let proto = ["tcp", "udp", "icmp", "all"][(r % 4) as usize];
+            let lo = (r >> 8) % 60000 + 1;
+            let hi = lo + (r >> 24) % 2000;
+            let ports = if proto == "tcp" || proto == "udp" { format!("{lo}/{hi}") } else { "-1/-1".into() };
+            let v6 = (r >> 40).is_multiple_of(3);
+            let cidr = if v6 {
+                format!("fd{:02x}:{:x}::/{}", (r >> 44) % 256, (r >> 52) % 65536, 16 + (r >> 50) % 48)
+            } else {
+                format!("10.{}.{}.0/{}", (r >> 44) % 256, (r >> 52) % 256, 8 + (r >> 50) % 17)
+            };
+            let (dir, policy) = if i % 2 == 0 {
+                ("ingress", if (r >> 60).is_multiple_of(2) { "accept" } else { "drop" })
+            } else {
+                ("egress", "accept")
+            };
+            format!(
+                r#"{{"direction":"{dir}","policy":"{policy}","priority":{},"ip_protocol":"{proto}","port_range":"{ports}","cidr":"{cidr}"}}"#,
+                1 + (r >> 33) % 100
+            )
+        })
+        .collect();
+    let groups = if rules.is_some() {
+        format!(
+            r#"[{{"security_group_id":"sg-bench","rules":[{}]}}]"#,
+            rule_json.join(",")
+        )
+    } else {
+        "[]".into()
+    };
     let text = format!(
         r#"{{"host":"bench","enis":[{}],"vswitches":[{{"vswitch_id":"vsw-1","vpc_id":"vpc-1"}}],
-        "security_groups":[],"network_acls":[],"flow_logs":[]}}"#,
+        "security_groups":{groups},"network_acls":[],"flow_logs":[]}}"#,
         enis.join(",")
     );
     exporter::config::from_json(&text, "bench").expect("bench configuration is valid")
@@ -144,63 +213,61 @@ pub fn memory_limit(slots: usize, ops: u64) -> f64 {
     done as f64 / secs / 1e6
 }
 
-/// Runs the datapath benchmark at `flows` concurrent flows for `packets` packets.
-pub fn datapath(flows: u64, packets: u64) -> DatapathFigures {
-    let flows = flows.max(1);
-    let cfg = bench_config();
-    let attribution = Attribution::from_config(&cfg);
+/// What one timed run measured.
+struct Run {
+    mpps: f64,
+    secs: f64,
+    evictions: u64,
+    rejected: u64,
+    slots: usize,
+}
+
+/// Drives `packets` packets through parse, attribution and a worker with
+/// policy `policy`, after a warm-up pass over every flow once. `unique`: a
+/// new flow id for every packet (a scan) instead of ids drawn among `flows`.
+fn drive<P: Verdicts>(
+    cfg: &Config,
+    policy: P,
+    flows: u64,
+    packets: u64,
+    inbound: bool,
+    unique: bool,
+) -> Run {
+    let attribution = Attribution::from_config(cfg);
     // Half-full at most: linear probing over PROBE slots stays short.
     let slots = (flows as usize * 2).max(PROBE).next_power_of_two();
     let pool = (0..2)
         .map(|_| Box::new(FlowTable::new(slots, cfg.enis.len())))
         .collect();
     let (handoff, active) = Handoff::new(pool, 1 << 20);
-    let mut worker = Worker::new(active, handoff.clone(), 600, cfg.enis.len(), AcceptAll);
+    let mut worker = Worker::new(active, handoff.clone(), 600, cfg.enis.len(), policy);
     let (v4, v6) = (template(false), template(true));
     let mut ring = vec![0u8; RING * STRIDE];
-    let mut lens = [0usize; RING];
     let mut burst = [Seen::default(); WORKER_BURST];
     let mut meta = PacketMeta::default();
-
-    // Frame writing alone.
     let mut rng = Rng(42);
-    let t0 = Instant::now();
-    let mut sink = 0u64;
-    for p in 0..packets {
-        let slot = (p as usize) % RING;
-        let id = rng.next() % flows;
-        lens[slot] = write_flow(&mut ring[slot * STRIDE..(slot + 1) * STRIDE], id, &v4, &v6);
-        sink = sink.wrapping_add(u64::from(ring[slot * STRIDE + 30]));
-    }
-    std::hint::black_box(sink);
-    let gen_ns = t0.elapsed().as_secs_f64() * 1e9 / packets as f64;
-
-    // Warm the table with every flow once, then measure.
-    let run = |worker: &mut Worker<AcceptAll>,
-               rng: &mut Rng,
-               n: u64,
-               ring: &mut [u8],
-               lens: &mut [usize; RING],
-               burst: &mut [Seen; WORKER_BURST],
-               meta: &mut PacketMeta,
-               seq: bool| {
+    let mut next_id = flows;
+    let mut run = |worker: &mut Worker<P>, n: u64, warm: bool| {
         let mut p = 0u64;
         while p < n {
             let k = WORKER_BURST.min((n - p) as usize);
             for (j, seen) in burst.iter_mut().take(k).enumerate() {
                 let slot = ((p as usize) + j) % RING;
-                let id = if seq {
+                let id = if warm {
                     p + j as u64
+                } else if unique {
+                    next_id += 1;
+                    next_id
                 } else {
                     rng.next() % flows
                 };
                 let buf = &mut ring[slot * STRIDE..(slot + 1) * STRIDE];
-                lens[slot] = write_flow(buf, id, &v4, &v6);
-                let frame = &buf[..lens[slot]];
-                if parse(LinkType::Ethernet, frame, frame.len() as u32, meta).is_ok() {
-                    let (out_eni, in_eni) = attribution.attribute(true, meta);
+                let len = write_flow(buf, id, &v4, &v6, inbound);
+                let frame = &buf[..len];
+                if parse(LinkType::Ethernet, frame, frame.len() as u32, &mut meta).is_ok() {
+                    let (out_eni, in_eni) = attribution.attribute(true, &meta);
                     *seen = Seen {
-                        meta: *meta,
+                        meta,
                         secs: 1_800_000_000,
                         out_eni,
                         in_eni,
@@ -212,42 +279,121 @@ pub fn datapath(flows: u64, packets: u64) -> DatapathFigures {
             p += k as u64;
         }
     };
-    run(
-        &mut worker,
-        &mut rng,
-        flows,
-        &mut ring,
-        &mut lens,
-        &mut burst,
-        &mut meta,
-        true,
-    );
-    let t1 = Instant::now();
-    run(
-        &mut worker,
-        &mut rng,
-        packets,
-        &mut ring,
-        &mut lens,
-        &mut burst,
-        &mut meta,
-        false,
-    );
-    let secs = t1.elapsed().as_secs_f64();
-    let mpps = packets as f64 / secs / 1e6;
-    let mem = memory_limit(slots, packets.max(1 << 24));
-    let table_bytes = (slots * std::mem::size_of::<crate::flow::FlowEntry>()) as f64;
+    run(&mut worker, flows, true);
+    let t = Instant::now();
+    run(&mut worker, packets, false);
+    let secs = t.elapsed().as_secs_f64();
+    Run {
+        mpps: packets as f64 / secs / 1e6,
+        secs,
+        evictions: worker.counters.evictions,
+        rejected: worker.counters.rejected,
+        slots,
+    }
+}
+
+/// Nanoseconds per packet spent writing the benchmark's frames alone.
+fn frame_writing_ns(flows: u64, packets: u64) -> f64 {
+    let (v4, v6) = (template(false), template(true));
+    let mut ring = vec![0u8; RING * STRIDE];
+    let mut rng = Rng(42);
+    let t0 = Instant::now();
+    let mut sink = 0u64;
+    for p in 0..packets {
+        let slot = (p as usize) % RING;
+        let id = rng.next() % flows;
+        write_flow(
+            &mut ring[slot * STRIDE..(slot + 1) * STRIDE],
+            id,
+            &v4,
+            &v6,
+            false,
+        );
+        sink = sink.wrapping_add(u64::from(ring[slot * STRIDE + 30]));
+    }
+    std::hint::black_box(sink);
+    t0.elapsed().as_secs_f64() * 1e9 / packets as f64
+}
+
+/// Runs the datapath benchmark at `flows` concurrent flows for `packets` packets.
+pub fn datapath(flows: u64, packets: u64) -> DatapathFigures {
+    let flows = flows.max(1);
+    let cfg = bench_config(None);
+    let gen_ns = frame_writing_ns(flows, packets);
+    let r = drive(&cfg, AcceptAll, flows, packets, false, false);
+    let mem = memory_limit(r.slots, packets.max(1 << 24));
+    let table_bytes = (r.slots * std::mem::size_of::<crate::flow::FlowEntry>()) as f64;
     DatapathFigures {
         flows,
         packets,
-        mpps,
-        ns_per_packet: secs * 1e9 / packets as f64,
+        mpps: r.mpps,
+        ns_per_packet: r.secs * 1e9 / packets as f64,
         ns_per_packet_frame_writing: gen_ns,
-        table_slots: slots as u64,
+        table_slots: r.slots as u64,
         entry_bytes: std::mem::size_of::<crate::flow::FlowEntry>() as u64,
         table_bytes_per_flow: table_bytes / flows as f64,
-        evictions: worker.counters.evictions,
+        evictions: r.evictions,
         memory_limit_mops: mem,
-        fraction_of_memory_limit: mpps / mem,
+        fraction_of_memory_limit: r.mpps / mem,
+    }
+}
+
+/// One figure of the policy benchmark.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PolicyFigures {
+    /// Security-group rules per ENI.
+    pub rules: usize,
+    /// Concurrent flows of the established traffic.
+    pub flows: u64,
+    /// The same traffic with no policy, Mpps (same run).
+    pub no_policy_mpps: f64,
+    /// Established traffic (every packet of a tracked connection), Mpps.
+    pub established_mpps: f64,
+    /// A scan (every packet a new inbound connection), Mpps.
+    pub scan_mpps: f64,
+    /// `established_mpps / no_policy_mpps`.
+    pub established_ratio: f64,
+    /// `scan_mpps / no_policy_mpps`.
+    pub scan_ratio: f64,
+    /// Packets rejected during the scan's warm-up and timed run (by the
+    /// default ingress drop or a drop rule).
+    pub scan_rejected: u64,
+}
+
+/// The policy benchmark: established traffic and a scan with `rules`
+/// security-group rules per ENI, beside the no-policy rate of the same
+/// traffic, in the same run.
+pub fn policy(rules: usize, flows: u64, packets: u64) -> PolicyFigures {
+    let flows = flows.max(1);
+    let plain = bench_config(None);
+    let with = bench_config(Some(rules));
+    let compiled = Arc::new(CompiledPolicy::from_config(&with));
+    let conns = (flows as usize * 2).max(1 << 16);
+    let base = drive(&plain, AcceptAll, flows, packets, false, false);
+    let est = drive(
+        &with,
+        Policy::new(compiled.clone(), conns),
+        flows,
+        packets,
+        false,
+        false,
+    );
+    let scan_cfg = drive(
+        &with,
+        Policy::new(compiled, conns),
+        flows,
+        packets,
+        true,
+        true,
+    );
+    PolicyFigures {
+        rules,
+        flows,
+        no_policy_mpps: base.mpps,
+        established_mpps: est.mpps,
+        scan_mpps: scan_cfg.mpps,
+        established_ratio: est.mpps / base.mpps,
+        scan_ratio: scan_cfg.mpps / base.mpps,
+        scan_rejected: scan_cfg.rejected,
     }
 }

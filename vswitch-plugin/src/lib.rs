@@ -13,6 +13,7 @@ pub mod export;
 pub mod flow;
 pub mod gen;
 pub mod mem;
+pub mod policy;
 pub mod replay;
 pub mod wire;
 pub mod worker;

@@ -16,8 +16,9 @@ use crate::attrib::{symmetric_hash, Attribution};
 use crate::capture::{Capture, TruncatedAt};
 use crate::export::{run_exporter, Clock};
 use crate::flow::FlowTable;
+use crate::policy::{CompiledPolicy, Policy, PolicyCounters};
 use crate::wire::{self, PacketMeta, ParseError};
-use crate::worker::{AcceptAll, Handoff, Seen, Worker, WorkerCounters, WORKER_BURST};
+use crate::worker::{Handoff, Seen, Worker, WorkerCounters, WORKER_BURST};
 use crossbeam::queue::ArrayQueue;
 use exporter::config::Config;
 use exporter::merge::{FlowLogStats, Merger, Plan};
@@ -49,6 +50,8 @@ pub struct ReplayOptions {
     pub workers: usize,
     /// Flow-table capacity per worker.
     pub flows_per_core: usize,
+    /// Connection-table capacity per worker (stateful security groups).
+    pub conns_per_core: usize,
     /// File format.
     pub format: StoreFormat,
     /// Compression.
@@ -74,6 +77,8 @@ pub struct ReplaySummary {
     pub flow_logs: Vec<(String, FlowLogStats)>,
     /// Sum of the workers' counters.
     pub workers: WorkerCounters,
+    /// Sum of the workers' policy counters.
+    pub policy: PolicyCounters,
     /// Where the capture was cut short, if it was.
     pub truncated: Option<TruncatedAt>,
     /// Wall time.
@@ -124,6 +129,12 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             opts.workers
         )));
     }
+    if opts.conns_per_core < 8 || opts.conns_per_core > 1 << 28 {
+        return Err(ReplayError::Options(format!(
+            "--conns-per-core {}: must be 8 to 268435456",
+            opts.conns_per_core
+        )));
+    }
     if opts.flows_per_core < 16 || opts.flows_per_core > 1 << 28 {
         return Err(ReplayError::Options(format!(
             "--flows-per-core {}: must be 16 to 268435456",
@@ -135,6 +146,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let plan = Plan::from_config(cfg);
     let slice = plan.slice_secs();
     let attribution = Attribution::from_config(cfg);
+    let compiled = Arc::new(CompiledPolicy::from_config(cfg));
     let store = LocalStore::new(opts.out.clone(), opts.format, opts.compress, &cfg.host);
     let enis = cfg.enis.len();
     let started = Instant::now();
@@ -203,10 +215,12 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
                 .expect("spawn exporter")
         };
         let mut counters = WorkerCounters::default();
+        let mut pcounters = PolicyCounters::default();
         let summary = if opts.workers == 1 {
             // One worker: it runs on the reading thread, no handoff at all.
             let active = actives.pop().expect("one table set");
-            let worker = Worker::new(active, handoffs[0].clone(), slice, enis, AcceptAll);
+            let policy = Policy::new(compiled.clone(), opts.conns_per_core);
+            let worker = Worker::new(active, handoffs[0].clone(), slice, enis, policy);
             let mut feed = Inline {
                 worker,
                 handoff: handoffs[0].clone(),
@@ -222,7 +236,9 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
                 opts.progress,
             );
             feed.flush();
-            add_counters(&mut counters, &feed.worker.finish().0);
+            let (c, p) = feed.worker.finish();
+            add_counters(&mut counters, &c);
+            add_policy(&mut pcounters, &p.counters);
             summary
         } else {
             let mut workers = Vec::new();
@@ -230,11 +246,12 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
                 let lane = lanes[i].clone();
                 let h = handoffs[i].clone();
                 let stop = &stop;
+                let policy = Policy::new(compiled.clone(), opts.conns_per_core);
                 workers.push(
                     std::thread::Builder::new()
                         .name(format!("flowlog-worker-{i}"))
                         .spawn_scoped(s, move || {
-                            worker_loop(Worker::new(active, h, slice, enis, AcceptAll), &lane, stop)
+                            worker_loop(Worker::new(active, h, slice, enis, policy), &lane, stop)
                         })
                         .expect("spawn worker"),
                 );
@@ -255,15 +272,18 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             feed.flush();
             stop.store(true, Ordering::Release);
             for w in workers {
-                add_counters(&mut counters, &w.join().expect("worker thread"));
+                let (c, p) = w.join().expect("worker thread");
+                add_counters(&mut counters, &c);
+                add_policy(&mut pcounters, &p);
             }
             summary
         };
         let (stats, late) = exporter.join().expect("exporter thread");
-        (summary, counters, stats, late)
+        (summary, counters, pcounters, stats, late)
     });
-    let (mut summary, counters, stats, late) = result;
+    let (mut summary, counters, pcounters, stats, late) = result;
     summary.workers = counters;
+    summary.policy = pcounters;
     summary.late = late;
     summary.flow_logs = opts
         .config
@@ -289,7 +309,21 @@ fn add_counters(sum: &mut WorkerCounters, c: &WorkerCounters) {
     sum.high_water = sum.high_water.max(c.high_water);
 }
 
-fn worker_loop(mut w: Worker<AcceptAll>, lane: &Lane, stop: &AtomicBool) -> WorkerCounters {
+fn add_policy(sum: &mut PolicyCounters, c: &PolicyCounters) {
+    sum.rule_lookups += c.rule_lookups;
+    sum.tracked += c.tracked;
+    sum.opened += c.opened;
+    sum.conn_table_full += c.conn_table_full;
+    sum.expired += c.expired;
+    sum.nacl_drops += c.nacl_drops;
+    sum.sg_drops += c.sg_drops;
+}
+
+fn worker_loop(
+    mut w: Worker<Policy>,
+    lane: &Lane,
+    stop: &AtomicBool,
+) -> (WorkerCounters, PolicyCounters) {
     loop {
         if let Some(mut b) = lane.full.pop() {
             if b.advance > 0 {
@@ -308,7 +342,8 @@ fn worker_loop(mut w: Worker<AcceptAll>, lane: &Lane, stop: &AtomicBool) -> Work
             std::thread::yield_now();
         }
     }
-    w.finish().0
+    let (c, p) = w.finish();
+    (c, p.counters)
 }
 
 /// Waits until a worker at its `rotations`-th rotation will find a free
@@ -335,7 +370,7 @@ trait Feed {
 
 /// One worker on the reading thread.
 struct Inline {
-    worker: Worker<AcceptAll>,
+    worker: Worker<Policy>,
     handoff: Arc<Handoff>,
     burst: [Seen; WORKER_BURST],
     n: usize,

@@ -12,6 +12,9 @@ use exporter::record::{Action, Direction};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// How many packets ahead the worker asks the policy to prefetch.
+const VERDICT_AHEAD: usize = 6;
+
 /// How many keys ahead the worker prefetches table buckets.
 const PREFETCH_AHEAD: usize = 12;
 
@@ -41,6 +44,11 @@ pub struct Seen {
 /// The policy seam: the security-group / network-ACL verdict for one packet
 /// at one ENI. Per worker (it may keep connection state), so `&mut self`.
 pub trait Verdicts: Send {
+    /// Brings whatever `judge` will read for `m` at `eni` into the cache
+    /// (called a few packets ahead; the default does nothing).
+    #[inline]
+    fn prefetch(&self, _eni: u16, _m: &PacketMeta) {}
+
     /// The verdict for `m` at `eni` in direction `dir` at `secs`.
     fn judge(&mut self, eni: u16, dir: Direction, m: &PacketMeta, secs: u64) -> Action;
 }
@@ -270,15 +278,34 @@ impl<P: Verdicts> Worker<P> {
         }
     }
 
+    #[inline(always)]
+    fn prefetch_policy(&self, s: &Seen) {
+        if s.host_verdict.is_none() {
+            if s.out_eni != NO_ENI {
+                self.policy.prefetch(s.out_eni, &s.meta);
+            }
+            if s.in_eni != NO_ENI {
+                self.policy.prefetch(s.in_eni, &s.meta);
+            }
+        }
+    }
+
     /// Records a burst of packets (at most [`WORKER_BURST`]). Hashes every
     /// key and prefetches its bucket before touching any entry.
     pub fn process(&mut self, pkts: &[Seen]) {
         debug_assert!(pkts.len() <= WORKER_BURST);
         let pkts = &pkts[..pkts.len().min(WORKER_BURST)];
         self.ensure_table();
-        // Pass 1: verdicts and keys (east-west: `in` only if `out` accepted).
+        // Pass 1: verdicts and keys (east-west: `in` only if `out` accepted),
+        // with the policy's state for a packet VERDICT_AHEAD on requested.
         let mut n = 0;
+        for s in pkts.iter().take(VERDICT_AHEAD) {
+            self.prefetch_policy(s);
+        }
         for (pi, s) in pkts.iter().enumerate() {
+            if let Some(ahead) = pkts.get(pi + VERDICT_AHEAD) {
+                self.prefetch_policy(ahead);
+            }
             if s.out_eni != NO_ENI {
                 let a = match s.host_verdict {
                     Some(a) => a,

@@ -200,6 +200,7 @@ fn run(path: &std::path::Path, workers: usize, flows: usize) -> Vec<Record> {
         out: out.path().to_path_buf(),
         workers,
         flows_per_core: flows,
+        conns_per_core: 1 << 12,
         format: StoreFormat::Jsonl,
         compress: Compress::None,
         progress: false,

@@ -227,6 +227,22 @@ fn show(out: &std::path::Path, top: usize) -> anyhow::Result<()> {
 
 #[derive(Subcommand, Debug)]
 enum BenchCmd {
+    /// Per-core rate with security groups: established traffic and a scan,
+    /// beside the no-policy rate of the same run.
+    Policy {
+        /// Security-group rules per ENI.
+        #[arg(long, default_value_t = 100)]
+        rules: usize,
+        /// Concurrent flows of the established traffic.
+        #[arg(long, default_value_t = 100_000)]
+        flows: u64,
+        /// Packets to measure per figure.
+        #[arg(long, default_value_t = 10_000_000)]
+        packets: u64,
+        /// One JSON line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Per-core rate of parse, attribution and flow-table update, beside the
     /// memory limit for the same table size.
     Datapath {
@@ -244,6 +260,32 @@ enum BenchCmd {
 
 fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
+        BenchCmd::Policy {
+            rules,
+            flows,
+            packets,
+            json,
+        } => {
+            let f = flowlog::bench::policy(rules, flows, packets);
+            if json {
+                outln!(
+                    "{}",
+                    serde_json::to_string(&serde_json::json!({"bench": "policy", "figures": f}))?
+                );
+            } else {
+                outln!(
+                    "policy: {} rules/ENI: no policy {:.2} Mpps; established {:.2} Mpps ({:.0}%); scan {:.2} Mpps ({:.0}%), {} rejected",
+                    f.rules,
+                    f.no_policy_mpps,
+                    f.established_mpps,
+                    f.established_ratio * 100.0,
+                    f.scan_mpps,
+                    f.scan_ratio * 100.0,
+                    f.scan_rejected
+                );
+            }
+            Ok(())
+        }
         BenchCmd::Datapath {
             flows,
             packets,
@@ -296,6 +338,10 @@ struct ReplayArgs {
     /// Flow-table capacity per worker (rounded up to a power of two).
     #[arg(long, default_value_t = 1 << 18)]
     flows_per_core: usize,
+    /// Connection-table capacity per worker, for the stateful security
+    /// groups (rounded up to a power of two).
+    #[arg(long, default_value_t = 1 << 16)]
+    conns_per_core: usize,
     /// File format: `json` (JSON Lines) or `text` (default: the
     /// configuration's `log_store_format`).
     #[arg(long, value_parser = ["json", "jsonl", "text"])]
@@ -355,6 +401,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
         out: out.clone(),
         workers: a.workers,
         flows_per_core: a.flows_per_core,
+        conns_per_core: a.conns_per_core,
         format,
         compress,
         progress: !a.quiet,
@@ -391,6 +438,12 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
             "unmatched": s.unmatched, "not_ip": s.not_ip,
             "observations": s.workers.observations, "rejected": s.workers.rejected,
             "evictions": s.workers.evictions, "skipped": s.workers.skipped,
+            "policy": {
+                "rule_lookups": s.policy.rule_lookups, "tracked": s.policy.tracked,
+                "opened": s.policy.opened, "conn_table_full": s.policy.conn_table_full,
+                "expired": s.policy.expired, "nacl_drops": s.policy.nacl_drops,
+                "sg_drops": s.policy.sg_drops,
+            },
             "truncated": s.truncated.map(|t| serde_json::json!({"offset": t.offset, "frame": t.frame})),
             "elapsed_s": s.elapsed.as_secs_f64(), "mpps": s.mpps(), "late": s.late,
             "flow_logs": fls, "errors": s.errors,
@@ -429,11 +482,21 @@ fn print_summary(a: &ReplayArgs, s: &flowlog::replay::ReplaySummary, out: &std::
         s.not_ip
     );
     outln!(
-        "  observations {} (rejected {}), evictions {}, skipped {}",
+        "  observations {} (rejected {}: {} by network ACLs, {} by security groups), evictions {}, skipped {}",
         s.workers.observations,
         s.workers.rejected,
+        s.policy.nacl_drops,
+        s.policy.sg_drops,
         s.workers.evictions,
         s.workers.skipped
+    );
+    outln!(
+        "  connections: {} opened, {} packets passed as tracked, {} judged by rules, {} not tracked (table full), {} expired",
+        s.policy.opened,
+        s.policy.tracked,
+        s.policy.rule_lookups,
+        s.policy.conn_table_full,
+        s.policy.expired
     );
     for (id, st) in &s.flow_logs {
         outln!(

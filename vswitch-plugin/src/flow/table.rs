@@ -133,7 +133,7 @@ impl FlowTable {
     /// Adds one packet of `key` (whose hash is `hash`) at Unix second `secs`
     /// (clamped into the slice). `may_evict` says whether the caller can take
     /// an evicted entry now.
-    #[inline]
+    #[inline(always)]
     pub fn update(
         &mut self,
         key: &FlowKey,

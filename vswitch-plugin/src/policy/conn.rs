@@ -1,0 +1,426 @@
+//! The per-worker connection table of the stateful security groups: fixed
+//! capacity set at start (`--conns-per-core`), no allocation per packet,
+//! idle expiry (TCP 910 s, others 180 s) swept a few slots per packet so no
+//! burst waits on it.
+//!
+//! Buckets of [`WINDOW`] slots, two candidate buckets per key, one tag byte
+//! per slot in a separate small array; an expired slot is simply emptied (no
+//! tombstones), and a new connection takes the first free or expired slot
+//! of its buckets. Two full buckets mean "full": the caller counts it and
+//! the packet is judged by the rules alone.
+
+use crate::mem::{HugeSlice, Zeroable};
+use crate::wire::PacketMeta;
+
+/// Slots per bucket.
+pub const WINDOW: usize = 8;
+/// Idle timeout of a TCP connection, seconds.
+pub const TCP_IDLE: u64 = 910;
+/// Idle timeout of any other connection, seconds.
+pub const OTHER_IDLE: u64 = 180;
+
+/// A connection at one ENI: its protocol and its two endpoints in a fixed
+/// order (for ICMP and ICMPv6, the two addresses only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct ConnKey {
+    /// The smaller endpoint's address.
+    pub a: [u8; 16],
+    /// The larger endpoint's address.
+    pub b: [u8; 16],
+    /// Port of `a`.
+    pub pa: u16,
+    /// Port of `b`.
+    pub pb: u16,
+    /// ENI index.
+    pub eni: u16,
+    /// Protocol.
+    pub proto: u8,
+    /// 1 if IPv6.
+    pub flags: u8,
+}
+
+const _: () = assert!(std::mem::size_of::<ConnKey>() == 40);
+
+impl ConnKey {
+    /// The key of `m` at `eni`, the same for both directions.
+    #[inline]
+    pub fn new(eni: u16, m: &PacketMeta) -> ConnKey {
+        let icmp = m.protocol == 1 || m.protocol == 58;
+        let (sp, dp) = if icmp {
+            (0, 0)
+        } else {
+            (m.src_port, m.dst_port)
+        };
+        // Order the endpoints by (address, port), comparing addresses as
+        // integers (a byte-array compare is a library call).
+        let (s, d) = (u128::from_be_bytes(m.src), u128::from_be_bytes(m.dst));
+        let (a, pa, b, pb) = if (s, sp) <= (d, dp) {
+            (m.src, sp, m.dst, dp)
+        } else {
+            (m.dst, dp, m.src, sp)
+        };
+        ConnKey {
+            a,
+            b,
+            pa,
+            pb,
+            eni,
+            proto: m.protocol,
+            flags: u8::from(m.v6),
+        }
+    }
+
+    #[inline(always)]
+    fn words(&self) -> [u64; 5] {
+        let w = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+        [
+            w(&self.a[..8]),
+            w(&self.a[8..]),
+            w(&self.b[..8]),
+            w(&self.b[8..]),
+            u64::from(self.pa)
+                | u64::from(self.pb) << 16
+                | u64::from(self.eni) << 32
+                | u64::from(self.proto) << 48
+                | u64::from(self.flags & 1) << 56,
+        ]
+    }
+
+    /// A well-mixed hash of the key.
+    #[inline(always)]
+    pub fn hash(&self) -> u64 {
+        #[inline(always)]
+        fn mum(a: u64, b: u64) -> u64 {
+            let m = u128::from(a) * u128::from(b);
+            (m as u64) ^ ((m >> 64) as u64)
+        }
+        let [a, b, c, d, e] = self.words();
+        let x = mum(a ^ 0xA076_1D64_78BD_642F, b ^ 0xE703_7ED1_A0B4_28DB);
+        let y = mum(c ^ 0x8EBC_6AF0_9C88_C6E3, d ^ 0x5899_65CC_7537_4CC3);
+        mum(x ^ y ^ 0x1D8E_4E27_C47D_124F, e ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    fn idle(&self) -> u64 {
+        if self.proto == 6 {
+            TCP_IDLE
+        } else {
+            OTHER_IDLE
+        }
+    }
+}
+
+/// One slot: the key and the time of the last accepted packet.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(16))]
+pub struct Slot {
+    key: ConnKey,
+    last: u64,
+}
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 48);
+
+// SAFETY: integers and byte arrays only: all-zero is valid (an unused slot).
+#[allow(unsafe_code)]
+unsafe impl Zeroable for Slot {}
+
+/// What [`ConnTable::touch`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Touch {
+    /// The connection was there; its time is refreshed.
+    Refreshed,
+    /// A new connection.
+    Opened,
+    /// No room in its buckets: not tracked.
+    Full,
+}
+
+/// Where a key is or would go in a [`ConnTable`].
+#[derive(Clone, Copy, Debug)]
+pub struct Probe {
+    b1: usize,
+    b2: usize,
+    tag: u8,
+    slot: Option<usize>,
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// A worker's connection table: buckets of [`WINDOW`] slots, two candidate
+/// buckets per key, and beside the slots one tag byte per slot (8 per
+/// bucket, read as one `u64`), so a lookup compares the key only where the
+/// tag matches — a miss (a scan) touches the small tag array only.
+#[derive(Debug)]
+pub struct ConnTable {
+    slots: HugeSlice<Slot>,
+    tags: Box<[u64]>,
+    bmask: usize,
+    cursor: usize,
+    len: usize,
+}
+
+impl ConnTable {
+    /// Room for `conns` connections (rounded up to a power of two, at least
+    /// two buckets).
+    pub fn new(conns: usize) -> ConnTable {
+        let n = conns.max(2 * WINDOW).next_power_of_two();
+        ConnTable {
+            slots: HugeSlice::zeroed(n),
+            tags: vec![0u64; n / WINDOW].into_boxed_slice(),
+            bmask: n / WINDOW - 1,
+            cursor: 0,
+            len: 0,
+        }
+    }
+
+    /// Slots.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Connections held (expired ones not yet swept included).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// No connection held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline(always)]
+    fn live(s: &Slot, now: u64) -> bool {
+        now.saturating_sub(s.last) < s.key.idle()
+    }
+
+    #[inline(always)]
+    fn same(s: &Slot, k: &ConnKey) -> bool {
+        let (x, y) = (s.key.words(), k.words());
+        ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0
+    }
+
+    /// The two candidate buckets and the tag (never 0) of a hash.
+    #[inline(always)]
+    fn place(&self, h: u64) -> (usize, usize, u8) {
+        let b1 = h as usize & self.bmask;
+        let mut b2 = (h >> 32) as usize & self.bmask;
+        if b2 == b1 {
+            b2 = (b1 + 1) & self.bmask;
+        }
+        (b1, b2, ((h >> 56) as u8) | 1)
+    }
+
+    /// Brings the tags of `k`'s buckets into the cache.
+    #[inline(always)]
+    pub fn prefetch(&self, k: &ConnKey) {
+        let (b1, b2, _) = self.place(k.hash());
+        crate::mem::prefetch(&self.tags[b1]);
+        crate::mem::prefetch(&self.tags[b2]);
+    }
+
+    /// The slot holding `k` (live or expired), if any.
+    #[inline(always)]
+    fn find(&self, k: &ConnKey, b1: usize, b2: usize, tag: u8) -> Option<usize> {
+        for b in [b1, b2] {
+            let x = self.tags[b] ^ (LO * u64::from(tag));
+            // Bytes of x that are zero (tag equal); a borrow may flag a byte
+            // above a real match too, which the key compare rejects.
+            let mut m = x.wrapping_sub(LO) & !x & HI;
+            while m != 0 {
+                let i = b * WINDOW + (m.trailing_zeros() / 8) as usize;
+                if Self::same(&self.slots[i], k) {
+                    return Some(i);
+                }
+                m &= m - 1;
+            }
+        }
+        None
+    }
+
+    /// Where `k` is or would go: computed once per packet, used by
+    /// [`ConnTable::tracked`] and [`ConnTable::touch_at`].
+    #[inline]
+    pub fn probe(&self, k: &ConnKey) -> Probe {
+        let (b1, b2, tag) = self.place(k.hash());
+        Probe {
+            b1,
+            b2,
+            tag,
+            slot: self.find(k, b1, b2, tag),
+        }
+    }
+
+    /// Whether the probed connection is tracked and unexpired at `now`.
+    #[inline]
+    pub fn tracked(&self, p: &Probe, now: u64) -> bool {
+        p.slot.is_some_and(|i| Self::live(&self.slots[i], now))
+    }
+
+    /// Whether `k` is a tracked, unexpired connection at `now`.
+    #[inline]
+    pub fn lookup(&self, k: &ConnKey, now: u64) -> bool {
+        let p = self.probe(k);
+        self.tracked(&p, now)
+    }
+
+    #[inline(always)]
+    fn set_tag(&mut self, i: usize, tag: u8) {
+        let (b, j) = (i / WINDOW, (i % WINDOW) * 8);
+        self.tags[b] = (self.tags[b] & !(0xFFu64 << j)) | (u64::from(tag) << j);
+    }
+
+    #[inline(always)]
+    fn tag_at(&self, i: usize) -> u8 {
+        (self.tags[i / WINDOW] >> ((i % WINDOW) * 8)) as u8
+    }
+
+    /// Opens or refreshes `k` at `now`.
+    #[inline]
+    pub fn touch(&mut self, k: &ConnKey, now: u64) -> Touch {
+        let p = self.probe(k);
+        self.touch_at(k, &p, now)
+    }
+
+    /// Opens or refreshes `k`, probed as `p` (with no change to the table
+    /// since), at `now`.
+    #[inline]
+    pub fn touch_at(&mut self, k: &ConnKey, p: &Probe, now: u64) -> Touch {
+        let Probe { b1, b2, tag, slot } = *p;
+        if let Some(i) = slot {
+            let s = &mut self.slots[i];
+            if Self::live(s, now) {
+                s.last = s.last.max(now);
+                return Touch::Refreshed;
+            }
+            // Expired: it starts again as a new connection.
+            s.last = now;
+            return Touch::Opened;
+        }
+        // A free slot, or one whose connection has expired, in either bucket.
+        for b in [b1, b2] {
+            for j in 0..WINDOW {
+                let i = b * WINDOW + j;
+                let used = self.tag_at(i) != 0;
+                if !used || !Self::live(&self.slots[i], now) {
+                    if !used {
+                        self.len += 1;
+                    }
+                    self.slots[i] = Slot { key: *k, last: now };
+                    self.set_tag(i, tag);
+                    return Touch::Opened;
+                }
+            }
+        }
+        Touch::Full
+    }
+
+    /// Empties up to `n` slots' worth of expired connections, continuing
+    /// where the last call stopped; counts them in `expired`.
+    #[inline]
+    pub fn sweep(&mut self, now: u64, n: usize, expired: &mut u64) {
+        for _ in 0..n {
+            let i = self.cursor;
+            if self.tag_at(i) != 0 && !Self::live(&self.slots[i], now) {
+                self.set_tag(i, 0);
+                self.len -= 1;
+                *expired += 1;
+            }
+            self.cursor = (i + 1) & (self.slots.len() - 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16, proto: u8) -> PacketMeta {
+        let mut m = PacketMeta {
+            protocol: proto,
+            src_port: sp,
+            dst_port: dp,
+            ..PacketMeta::default()
+        };
+        m.src[..4].copy_from_slice(&src);
+        m.dst[..4].copy_from_slice(&dst);
+        m
+    }
+
+    #[test]
+    fn both_directions_share_a_key_and_icmp_ignores_type() {
+        let a = meta([10, 0, 0, 1], 40000, [8, 8, 8, 8], 53, 17);
+        let b = meta([8, 8, 8, 8], 53, [10, 0, 0, 1], 40000, 17);
+        assert_eq!(ConnKey::new(3, &a), ConnKey::new(3, &b));
+        assert_ne!(ConnKey::new(3, &a), ConnKey::new(4, &a), "per ENI");
+        let req = meta([10, 0, 0, 1], 0, [10, 0, 0, 2], 8 << 8, 1);
+        let rep = meta([10, 0, 0, 2], 0, [10, 0, 0, 1], 0, 1);
+        assert_eq!(ConnKey::new(0, &req), ConnKey::new(0, &rep));
+    }
+
+    #[test]
+    fn expiry_tcp_910_others_180() {
+        let mut t = ConnTable::new(64);
+        let tcp = ConnKey::new(0, &meta([10, 0, 0, 1], 1, [10, 0, 0, 2], 2, 6));
+        let udp = ConnKey::new(0, &meta([10, 0, 0, 1], 1, [10, 0, 0, 2], 2, 17));
+        assert_eq!(t.touch(&tcp, 1000), Touch::Opened);
+        assert_eq!(t.touch(&udp, 1000), Touch::Opened);
+        assert_eq!(t.touch(&udp, 1010), Touch::Refreshed);
+        assert!(t.lookup(&udp, 1189));
+        assert!(!t.lookup(&udp, 1190), "180 s after its last packet");
+        assert!(t.lookup(&tcp, 1909));
+        assert!(!t.lookup(&tcp, 1910), "910 s after its last packet");
+        let mut expired = 0;
+        t.sweep(5000, 64, &mut expired);
+        assert_eq!((expired, t.len()), (2, 0));
+    }
+
+    #[test]
+    fn a_full_table_says_so() {
+        // Two buckets: every key has both as candidates.
+        let mut t = ConnTable::new(2 * WINDOW);
+        let mut full = 0;
+        for i in 0..(4 * WINDOW) as u16 {
+            let k = ConnKey::new(0, &meta([10, 0, 0, 1], i, [10, 0, 0, 2], 80, 6));
+            if t.touch(&k, 1) == Touch::Full {
+                full += 1;
+            }
+        }
+        assert_eq!(full, 2 * WINDOW);
+        assert_eq!(t.len(), 2 * WINDOW);
+        // Every tracked key is found; none of the others.
+        let found = (0..(4 * WINDOW) as u16)
+            .filter(|&i| {
+                t.lookup(
+                    &ConnKey::new(0, &meta([10, 0, 0, 1], i, [10, 0, 0, 2], 80, 6)),
+                    2,
+                )
+            })
+            .count();
+        assert_eq!(found, 2 * WINDOW);
+    }
+
+    #[test]
+    fn many_connections_are_all_found() {
+        let mut t = ConnTable::new(1 << 12);
+        let keys: Vec<ConnKey> = (0..2000u16)
+            .map(|i| {
+                ConnKey::new(
+                    i % 7,
+                    &meta([10, 0, (i >> 8) as u8, i as u8], i, [8, 8, 8, 8], 53, 17),
+                )
+            })
+            .collect();
+        for k in &keys {
+            assert_eq!(t.touch(k, 5), Touch::Opened);
+        }
+        for k in &keys {
+            assert!(t.lookup(k, 6));
+            assert_eq!(t.touch(k, 7), Touch::Refreshed);
+        }
+        assert!(!t.lookup(
+            &ConnKey::new(0, &meta([1, 2, 3, 4], 1, [5, 6, 7, 8], 9, 17)),
+            7
+        ));
+    }
+}
