@@ -269,6 +269,7 @@ fn drive<P: Verdicts>(
                     *seen = Seen {
                         meta,
                         secs: 1_800_000_000,
+                        ns: 1_800_000_000 * 1_000_000_000,
                         out_eni,
                         in_eni,
                         host_verdict: None,

@@ -536,6 +536,7 @@ fn dispatch(
                     Seen {
                         meta,
                         secs,
+                        ns: now_ns,
                         out_eni,
                         in_eni,
                         host_verdict: None,

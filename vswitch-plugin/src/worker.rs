@@ -33,6 +33,8 @@ pub struct Seen {
     pub meta: PacketMeta,
     /// Packet time, Unix seconds (replay clock or wall clock).
     pub secs: u64,
+    /// The same time in Unix nanoseconds (connection expiry is exact).
+    pub ns: u64,
     /// The ENI that sent it (`out`), or [`NO_ENI`].
     pub out_eni: u16,
     /// The ENI it is addressed to (`in`), or [`NO_ENI`].
@@ -49,8 +51,9 @@ pub trait Verdicts: Send {
     #[inline]
     fn prefetch(&self, _eni: u16, _m: &PacketMeta) {}
 
-    /// The verdict for `m` at `eni` in direction `dir` at `secs`.
-    fn judge(&mut self, eni: u16, dir: Direction, m: &PacketMeta, secs: u64) -> Action;
+    /// The verdict for `m` at `eni` in direction `dir` at `now_ns` (Unix
+    /// nanoseconds).
+    fn judge(&mut self, eni: u16, dir: Direction, m: &PacketMeta, now_ns: u64) -> Action;
 }
 
 /// No policy: every packet is accepted.
@@ -309,9 +312,7 @@ impl<P: Verdicts> Worker<P> {
             if s.out_eni != NO_ENI {
                 let a = match s.host_verdict {
                     Some(a) => a,
-                    None => self
-                        .policy
-                        .judge(s.out_eni, Direction::Out, &s.meta, s.secs),
+                    None => self.policy.judge(s.out_eni, Direction::Out, &s.meta, s.ns),
                 };
                 self.keys[n] = key_of(&s.meta, s.out_eni, Direction::Out, a);
                 self.which[n] = pi as u8;
@@ -323,7 +324,7 @@ impl<P: Verdicts> Worker<P> {
             if s.in_eni != NO_ENI {
                 let a = match s.host_verdict {
                     Some(a) => a,
-                    None => self.policy.judge(s.in_eni, Direction::In, &s.meta, s.secs),
+                    None => self.policy.judge(s.in_eni, Direction::In, &s.meta, s.ns),
                 };
                 self.keys[n] = key_of(&s.meta, s.in_eni, Direction::In, a);
                 self.which[n] = pi as u8;

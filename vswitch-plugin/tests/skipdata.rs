@@ -58,6 +58,7 @@ fn skipped_packets_are_exactly_the_skipdata() {
             pkts.push(Seen {
                 meta: m,
                 secs: 610,
+                ns: 610_000_000_000,
                 out_eni: 0,
                 in_eni: NO_ENI,
                 host_verdict: None,

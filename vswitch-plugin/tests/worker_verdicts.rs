@@ -47,6 +47,7 @@ fn pkt(out_eni: u16, in_eni: u16, host: Option<Action>) -> Seen {
     Seen {
         meta,
         secs: 100,
+        ns: 100_000_000_000,
         out_eni,
         in_eni,
         host_verdict: host,

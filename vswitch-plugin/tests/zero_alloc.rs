@@ -91,6 +91,7 @@ fn steady_state_allocates_nothing() {
                     burst[j] = Seen {
                         meta,
                         secs: base_secs + r * 30,
+                        ns: (base_secs + r * 30) * 1_000_000_000,
                         out_eni,
                         in_eni,
                         host_verdict: None,

@@ -340,7 +340,7 @@ struct ReplayArgs {
     flows_per_core: usize,
     /// Connection-table capacity per worker, for the stateful security
     /// groups (rounded up to a power of two).
-    #[arg(long, default_value_t = 1 << 16)]
+    #[arg(long, default_value_t = 1 << 20)]
     conns_per_core: usize,
     /// File format: `json` (JSON Lines) or `text` (default: the
     /// configuration's `log_store_format`).

@@ -14,10 +14,13 @@ use crate::wire::PacketMeta;
 
 /// Slots per bucket.
 pub const WINDOW: usize = 8;
-/// Idle timeout of a TCP connection, seconds.
-pub const TCP_IDLE: u64 = 910;
-/// Idle timeout of any other connection, seconds.
-pub const OTHER_IDLE: u64 = 180;
+/// Idle timeout of a TCP connection, nanoseconds (910 s).
+pub const TCP_IDLE: u64 = 910 * NS;
+/// Idle timeout of any other connection, nanoseconds (180 s).
+pub const OTHER_IDLE: u64 = 180 * NS;
+/// Nanoseconds per second: the table keeps packet times in nanoseconds, so
+/// an entry expires exactly when its last packet is 910 s (or 180 s) old.
+pub const NS: u64 = 1_000_000_000;
 
 /// A connection at one ENI: its protocol and its two endpoints in a fixed
 /// order (for ICMP and ICMPv6, the two addresses only).
@@ -110,7 +113,7 @@ impl ConnKey {
     }
 }
 
-/// One slot: the key and the time of the last accepted packet.
+/// One slot: the key and the time (Unix ns) of the last accepted packet.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C, align(16))]
 pub struct Slot {
@@ -363,15 +366,15 @@ mod tests {
         let mut t = ConnTable::new(64);
         let tcp = ConnKey::new(0, &meta([10, 0, 0, 1], 1, [10, 0, 0, 2], 2, 6));
         let udp = ConnKey::new(0, &meta([10, 0, 0, 1], 1, [10, 0, 0, 2], 2, 17));
-        assert_eq!(t.touch(&tcp, 1000), Touch::Opened);
-        assert_eq!(t.touch(&udp, 1000), Touch::Opened);
-        assert_eq!(t.touch(&udp, 1010), Touch::Refreshed);
-        assert!(t.lookup(&udp, 1189));
-        assert!(!t.lookup(&udp, 1190), "180 s after its last packet");
-        assert!(t.lookup(&tcp, 1909));
-        assert!(!t.lookup(&tcp, 1910), "910 s after its last packet");
+        assert_eq!(t.touch(&tcp, 1000 * NS), Touch::Opened);
+        assert_eq!(t.touch(&udp, 1000 * NS), Touch::Opened);
+        assert_eq!(t.touch(&udp, 1010 * NS), Touch::Refreshed);
+        assert!(t.lookup(&udp, 1189 * NS));
+        assert!(!t.lookup(&udp, 1190 * NS), "180 s after its last packet");
+        assert!(t.lookup(&tcp, 1909 * NS));
+        assert!(!t.lookup(&tcp, 1910 * NS), "910 s after its last packet");
         let mut expired = 0;
-        t.sweep(5000, 64, &mut expired);
+        t.sweep(5000 * NS, 64, &mut expired);
         assert_eq!((expired, t.len()), (2, 0));
     }
 
@@ -382,7 +385,7 @@ mod tests {
         let mut full = 0;
         for i in 0..(4 * WINDOW) as u16 {
             let k = ConnKey::new(0, &meta([10, 0, 0, 1], i, [10, 0, 0, 2], 80, 6));
-            if t.touch(&k, 1) == Touch::Full {
+            if t.touch(&k, NS) == Touch::Full {
                 full += 1;
             }
         }
@@ -412,11 +415,11 @@ mod tests {
             })
             .collect();
         for k in &keys {
-            assert_eq!(t.touch(k, 5), Touch::Opened);
+            assert_eq!(t.touch(k, 5 * NS), Touch::Opened);
         }
         for k in &keys {
-            assert!(t.lookup(k, 6));
-            assert_eq!(t.touch(k, 7), Touch::Refreshed);
+            assert!(t.lookup(k, 6 * NS));
+            assert_eq!(t.touch(k, 7 * NS), Touch::Refreshed);
         }
         assert!(!t.lookup(
             &ConnKey::new(0, &meta([1, 2, 3, 4], 1, [5, 6, 7, 8], 9, 17)),

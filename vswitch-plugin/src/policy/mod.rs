@@ -255,7 +255,7 @@ impl Verdicts for Policy {
     }
 
     #[inline]
-    fn judge(&mut self, eni: u16, dir: Direction, m: &PacketMeta, secs: u64) -> Action {
+    fn judge(&mut self, eni: u16, dir: Direction, m: &PacketMeta, now: u64) -> Action {
         let Some(p) = self.compiled.enis.get(usize::from(eni)) else {
             return Action::Accept;
         };
@@ -285,9 +285,9 @@ impl Verdicts for Policy {
         };
         let key = ConnKey::new(eni, m);
         self.conns
-            .sweep(secs, SWEEP_PER_PACKET, &mut self.counters.expired);
+            .sweep(now, SWEEP_PER_PACKET, &mut self.counters.expired);
         let probe = self.conns.probe(&key);
-        let tracked = self.conns.tracked(&probe, secs);
+        let tracked = self.conns.tracked(&probe, now);
         let sg_accept = if tracked {
             self.counters.tracked += 1;
             true
@@ -312,7 +312,7 @@ impl Verdicts for Policy {
             return Action::Reject;
         }
         // Only a final ACCEPT opens or refreshes a connection.
-        match self.conns.touch_at(&key, &probe, secs) {
+        match self.conns.touch_at(&key, &probe, now) {
             conn::Touch::Refreshed => {}
             conn::Touch::Opened => self.counters.opened += 1,
             conn::Touch::Full => self.counters.conn_table_full += 1,

@@ -6,6 +6,17 @@ use crate::wire::PacketMeta;
 use exporter::record::Action::{Accept, Reject};
 use exporter::record::Direction::{In, Out};
 
+/// The tests speak in whole seconds; the policy takes nanoseconds.
+trait JudgeSecs {
+    fn judge_s(&mut self, eni: u16, dir: Direction, m: &PacketMeta, secs: u64) -> Action;
+}
+
+impl JudgeSecs for Policy {
+    fn judge_s(&mut self, eni: u16, dir: Direction, m: &PacketMeta, secs: u64) -> Action {
+        self.judge(eni, dir, m, secs * conn::NS)
+    }
+}
+
 /// eni-1 (index 0) in vsw-1 (10.0.1.0/24, fd00:1::/64, nacl-1), eni-2
 /// (index 1) in vsw-2 (no ACL), eni-3 (index 2) without security groups.
 fn policy(
@@ -101,12 +112,12 @@ fn the_highest_priority_wins() {
     .join(",");
     let mut p = policy(&rules, "", "", "", 64);
     assert_eq!(
-        p.judge(0, In, &inbound("198.51.100.7", 80, 6), 0),
+        p.judge_s(0, In, &inbound("198.51.100.7", 80, 6), 0),
         Accept,
         "priority 1 beats 2"
     );
     assert_eq!(
-        p.judge(0, In, &inbound("203.0.113.7", 80, 6), 0),
+        p.judge_s(0, In, &inbound("203.0.113.7", 80, 6), 0),
         Reject,
         "only the drop matches"
     );
@@ -120,8 +131,8 @@ fn at_equal_priority_drop_beats_accept() {
     ]
     .join(",");
     let mut p = policy(&rules, "", "", "", 64);
-    assert_eq!(p.judge(0, In, &inbound("198.51.100.7", 80, 6), 0), Reject);
-    assert_eq!(p.judge(0, In, &inbound("203.0.113.7", 80, 6), 0), Accept);
+    assert_eq!(p.judge_s(0, In, &inbound("198.51.100.7", 80, 6), 0), Reject);
+    assert_eq!(p.judge_s(0, In, &inbound("203.0.113.7", 80, 6), 0), Accept);
 }
 
 #[test]
@@ -130,18 +141,18 @@ fn the_rules_of_all_security_groups_count_together() {
     let b = rule("ingress", "drop", 1, "tcp", "22/22", "203.0.113.0/24");
     let mut p = policy(&a, &b, "", "", 64);
     assert_eq!(
-        p.judge(0, In, &inbound("203.0.113.9", 22, 6), 0),
+        p.judge_s(0, In, &inbound("203.0.113.9", 22, 6), 0),
         Reject,
         "sg-b's priority 1 drop"
     );
     assert_eq!(
-        p.judge(0, In, &inbound("198.51.100.9", 22, 6), 0),
+        p.judge_s(0, In, &inbound("198.51.100.9", 22, 6), 0),
         Accept,
         "sg-a's accept"
     );
     // eni-2 has only sg-a.
     assert_eq!(
-        p.judge(1, In, &v4("203.0.113.9", 1, "10.0.2.5", 22, 6), 0),
+        p.judge_s(1, In, &v4("203.0.113.9", 1, "10.0.2.5", 22, 6), 0),
         Accept
     );
 }
@@ -155,26 +166,32 @@ fn no_matching_rule_drops_ingress_and_accepts_egress() {
         "",
         64,
     );
-    assert_eq!(p.judge(0, In, &inbound("198.51.100.7", 80, 6), 0), Reject);
-    assert_eq!(p.judge(0, Out, &outbound("198.51.100.7", 80, 6), 0), Accept);
+    assert_eq!(p.judge_s(0, In, &inbound("198.51.100.7", 80, 6), 0), Reject);
+    assert_eq!(
+        p.judge_s(0, Out, &outbound("198.51.100.7", 80, 6), 0),
+        Accept
+    );
 }
 
 #[test]
 fn a_security_group_with_no_rules_gives_the_defaults() {
     let mut p = policy("", "", "", "", 64);
-    assert_eq!(p.judge(0, In, &inbound("198.51.100.7", 80, 6), 0), Reject);
-    assert_eq!(p.judge(0, Out, &outbound("198.51.100.7", 80, 6), 0), Accept);
+    assert_eq!(p.judge_s(0, In, &inbound("198.51.100.7", 80, 6), 0), Reject);
+    assert_eq!(
+        p.judge_s(0, Out, &outbound("198.51.100.7", 80, 6), 0),
+        Accept
+    );
 }
 
 #[test]
 fn an_eni_without_security_groups_accepts_everything() {
     let mut p = policy("", "", "", "", 64);
     assert_eq!(
-        p.judge(2, In, &v4("10.0.1.9", 1, "10.0.1.7", 23, 6), 0),
+        p.judge_s(2, In, &v4("10.0.1.9", 1, "10.0.1.7", 23, 6), 0),
         Accept
     );
     assert_eq!(
-        p.judge(2, Out, &v4("10.0.1.7", 1, "10.0.1.9", 23, 6), 0),
+        p.judge_s(2, Out, &v4("10.0.1.7", 1, "10.0.1.9", 23, 6), 0),
         Accept
     );
     assert_eq!(p.counters.opened, 0, "and keeps no state");
@@ -188,22 +205,31 @@ fn port_range_matches_the_destination_port_of_tcp_and_udp_only() {
     ]
     .join(",");
     let mut p = policy(&rules, "", "", "", 64);
-    assert_eq!(p.judge(0, In, &inbound("198.51.100.7", 8000, 6), 0), Accept);
-    assert_eq!(p.judge(0, In, &inbound("198.51.100.8", 8080, 6), 0), Accept);
-    assert_eq!(p.judge(0, In, &inbound("198.51.100.9", 8081, 6), 0), Reject);
+    assert_eq!(
+        p.judge_s(0, In, &inbound("198.51.100.7", 8000, 6), 0),
+        Accept
+    );
+    assert_eq!(
+        p.judge_s(0, In, &inbound("198.51.100.8", 8080, 6), 0),
+        Accept
+    );
+    assert_eq!(
+        p.judge_s(0, In, &inbound("198.51.100.9", 8081, 6), 0),
+        Reject
+    );
     // The source port is not what port_range matches.
     assert_eq!(
-        p.judge(0, In, &v4("198.51.100.10", 8000, "10.0.1.5", 9, 6), 0),
+        p.judge_s(0, In, &v4("198.51.100.10", 8000, "10.0.1.5", 9, 6), 0),
         Reject
     );
     // ICMP echo (dstport 8*256) matches an icmp rule whatever its port_range.
     assert_eq!(
-        p.judge(0, In, &inbound("198.51.100.11", 8 << 8, 1), 0),
+        p.judge_s(0, In, &inbound("198.51.100.11", 8 << 8, 1), 0),
         Accept
     );
     // UDP to 8000 is not matched by a tcp rule.
     assert_eq!(
-        p.judge(0, In, &inbound("198.51.100.12", 8000, 17), 0),
+        p.judge_s(0, In, &inbound("198.51.100.12", 8000, 17), 0),
         Reject
     );
 }
@@ -213,13 +239,13 @@ fn sctp_is_matched_only_by_all() {
     let tcp = rule("ingress", "accept", 1, "tcp", "-1/-1", "0.0.0.0/0");
     let mut p = policy(&tcp, "", "", "", 64);
     assert_eq!(
-        p.judge(0, In, &inbound("198.51.100.7", 9899, 132), 0),
+        p.judge_s(0, In, &inbound("198.51.100.7", 9899, 132), 0),
         Reject
     );
     let all = rule("ingress", "accept", 1, "all", "9000/9000", "0.0.0.0/0");
     let mut p = policy(&all, "", "", "", 64);
     assert_eq!(
-        p.judge(0, In, &inbound("198.51.100.7", 9899, 132), 0),
+        p.judge_s(0, In, &inbound("198.51.100.7", 9899, 132), 0),
         Accept,
         "all ignores ports"
     );
@@ -230,7 +256,10 @@ fn sctp_is_matched_only_by_all() {
         "",
         64,
     );
-    assert_eq!(gre.judge(0, In, &inbound("198.51.100.7", 0, 47), 0), Accept);
+    assert_eq!(
+        gre.judge_s(0, In, &inbound("198.51.100.7", 0, 47), 0),
+        Accept
+    );
 }
 
 #[test]
@@ -245,13 +274,13 @@ fn a_non_first_fragment_has_port_zero() {
     frag.src_port = 0;
     frag.fragment = true;
     assert_eq!(
-        p.judge(0, In, &frag, 0),
+        p.judge_s(0, In, &frag, 0),
         Reject,
         "1/65535 does not match port 0"
     );
     let mut frag = inbound("203.0.113.7", 0, 17);
     frag.fragment = true;
-    assert_eq!(p.judge(0, In, &frag, 0), Accept, "-1/-1 does");
+    assert_eq!(p.judge_s(0, In, &frag, 0), Accept, "-1/-1 does");
 }
 
 #[test]
@@ -262,9 +291,15 @@ fn cidr_is_the_source_for_ingress_and_the_destination_for_egress() {
     ]
     .join(",");
     let mut p = policy(&rules, "", "", "", 64);
-    assert_eq!(p.judge(0, In, &inbound("198.51.100.7", 80, 6), 0), Accept);
-    assert_eq!(p.judge(0, Out, &outbound("198.51.100.7", 80, 6), 0), Reject);
-    assert_eq!(p.judge(0, Out, &outbound("203.0.113.7", 80, 6), 0), Accept);
+    assert_eq!(p.judge_s(0, In, &inbound("198.51.100.7", 80, 6), 0), Accept);
+    assert_eq!(
+        p.judge_s(0, Out, &outbound("198.51.100.7", 80, 6), 0),
+        Reject
+    );
+    assert_eq!(
+        p.judge_s(0, Out, &outbound("203.0.113.7", 80, 6), 0),
+        Accept
+    );
 }
 
 #[test]
@@ -276,14 +311,17 @@ fn ipv4_and_ipv6_cidrs_match_their_own_family() {
     .join(",");
     let mut p = policy(&rules, "", "", "", 64);
     assert_eq!(
-        p.judge(0, In, &v6("2001:db8::1", 1, "fd00:1::5", 443, 6), 0),
+        p.judge_s(0, In, &v6("2001:db8::1", 1, "fd00:1::5", 443, 6), 0),
         Reject
     );
     assert_eq!(
-        p.judge(0, In, &v6("2001:db8::1", 1, "fd00:1::5", 53, 17), 0),
+        p.judge_s(0, In, &v6("2001:db8::1", 1, "fd00:1::5", 53, 17), 0),
         Accept
     );
-    assert_eq!(p.judge(0, In, &inbound("198.51.100.1", 53, 17), 0), Reject);
+    assert_eq!(
+        p.judge_s(0, In, &inbound("198.51.100.1", 53, 17), 0),
+        Reject
+    );
 }
 
 #[test]
@@ -293,20 +331,20 @@ fn return_traffic_of_an_accepted_connection_passes_without_rules() {
     let out = outbound("198.51.100.7", 443, 6);
     let back = v4("198.51.100.7", 443, "10.0.1.5", 40000, 6);
     assert_eq!(
-        p.judge(0, In, &back, 10),
+        p.judge_s(0, In, &back, 10),
         Reject,
         "unsolicited: default ingress drop"
     );
-    assert_eq!(p.judge(0, Out, &out, 11), Accept);
+    assert_eq!(p.judge_s(0, Out, &out, 11), Accept);
     assert_eq!(
-        p.judge(0, In, &back, 12),
+        p.judge_s(0, In, &back, 12),
         Accept,
         "return traffic of a tracked connection"
     );
     assert_eq!(p.counters.tracked, 1);
     // Another port of the same peer is another connection.
     let other = v4("198.51.100.7", 444, "10.0.1.5", 40000, 6);
-    assert_eq!(p.judge(0, In, &other, 13), Reject);
+    assert_eq!(p.judge_s(0, In, &other, 13), Reject);
 }
 
 #[test]
@@ -314,27 +352,31 @@ fn any_packet_opens_a_connection_and_fin_or_rst_do_not_close_it() {
     let mut p = policy("", "", "", "", 64);
     let mut out = outbound("198.51.100.7", 443, 6);
     out.tcp_flags = 0x10; // a bare ACK, no SYN
-    assert_eq!(p.judge(0, Out, &out, 1), Accept);
+    assert_eq!(p.judge_s(0, Out, &out, 1), Accept);
     let mut fin = v4("198.51.100.7", 443, "10.0.1.5", 40000, 6);
     fin.tcp_flags = 0x04; // RST
-    assert_eq!(p.judge(0, In, &fin, 2), Accept);
-    assert_eq!(p.judge(0, In, &fin, 3), Accept, "still tracked after a RST");
+    assert_eq!(p.judge_s(0, In, &fin, 2), Accept);
+    assert_eq!(
+        p.judge_s(0, In, &fin, 3),
+        Accept,
+        "still tracked after a RST"
+    );
 }
 
 #[test]
 fn connections_are_per_eni() {
     let mut p = policy("", "", "", "", 64);
     assert_eq!(
-        p.judge(1, Out, &v4("10.0.2.5", 40000, "198.51.100.7", 443, 6), 1),
+        p.judge_s(1, Out, &v4("10.0.2.5", 40000, "198.51.100.7", 443, 6), 1),
         Accept
     );
     // The same endpoints at eni-1 are not tracked.
     assert_eq!(
-        p.judge(0, In, &v4("198.51.100.7", 443, "10.0.2.5", 40000, 6), 2),
+        p.judge_s(0, In, &v4("198.51.100.7", 443, "10.0.2.5", 40000, 6), 2),
         Reject
     );
     assert_eq!(
-        p.judge(1, In, &v4("198.51.100.7", 443, "10.0.2.5", 40000, 6), 2),
+        p.judge_s(1, In, &v4("198.51.100.7", 443, "10.0.2.5", 40000, 6), 2),
         Accept
     );
 }
@@ -343,33 +385,36 @@ fn connections_are_per_eni() {
 fn icmp_connections_are_keyed_by_addresses_only() {
     let mut p = policy("", "", "", "", 64);
     assert_eq!(
-        p.judge(0, Out, &outbound("198.51.100.7", 8 << 8, 1), 1),
+        p.judge_s(0, Out, &outbound("198.51.100.7", 8 << 8, 1), 1),
         Accept,
         "echo request"
     );
     let reply = v4("198.51.100.7", 0, "10.0.1.5", 0, 1);
-    assert_eq!(p.judge(0, In, &reply, 2), Accept, "echo reply");
+    assert_eq!(p.judge_s(0, In, &reply, 2), Accept, "echo reply");
 }
 
 #[test]
 fn icmp_errors_get_no_state_from_the_connection_they_refer_to() {
     let mut p = policy("", "", "", "", 64);
     assert_eq!(
-        p.judge(0, Out, &outbound("198.51.100.7", 53, 17), 1),
+        p.judge_s(0, Out, &outbound("198.51.100.7", 53, 17), 1),
         Accept
     );
     // Port unreachable from the peer: ICMP, a connection of its own.
     let unreachable = v4("198.51.100.7", 0, "10.0.1.5", 3 << 8 | 3, 1);
-    assert_eq!(p.judge(0, In, &unreachable, 2), Reject);
+    assert_eq!(p.judge_s(0, In, &unreachable, 2), Reject);
 }
 
 #[test]
 fn only_a_final_accept_opens_or_refreshes_a_connection() {
     // Egress to port 25 is dropped by the network ACL: no state.
     let mut p = policy("", "", "", &acl("drop", "tcp", "25/25", "0.0.0.0/0"), 64);
-    assert_eq!(p.judge(0, Out, &outbound("198.51.100.7", 25, 6), 1), Reject);
     assert_eq!(
-        p.judge(0, In, &v4("198.51.100.7", 25, "10.0.1.5", 40000, 6), 2),
+        p.judge_s(0, Out, &outbound("198.51.100.7", 25, 6), 1),
+        Reject
+    );
+    assert_eq!(
+        p.judge_s(0, In, &v4("198.51.100.7", 25, "10.0.1.5", 40000, 6), 2),
         Reject
     );
     assert_eq!(p.counters.opened, 0);
@@ -385,41 +430,56 @@ fn a_tracked_packet_is_still_judged_by_the_network_acl() {
         64,
     );
     assert_eq!(
-        p.judge(0, Out, &outbound("198.51.100.7", 443, 6), 1),
+        p.judge_s(0, Out, &outbound("198.51.100.7", 443, 6), 1),
         Accept
     );
     let back = v4("198.51.100.7", 443, "10.0.1.5", 40000, 6);
     assert_eq!(
-        p.judge(0, In, &back, 2),
+        p.judge_s(0, In, &back, 2),
         Reject,
         "tracked by the SG, dropped by the ACL"
     );
 }
 
 #[test]
+fn expiry_is_exact_below_the_second() {
+    let mut p = policy("", "", "", "", 64);
+    let s = conn::NS;
+    assert_eq!(
+        p.judge(0, Out, &outbound("198.51.100.7", 53, 17), 900_000_000),
+        Accept
+    );
+    let back = v4("198.51.100.7", 53, "10.0.1.5", 40000, 17);
+    // 179.6 s after the last packet: alive, though the whole seconds differ by 180.
+    assert_eq!(p.judge(0, In, &back, 180 * s + 500_000_000), Accept);
+    // That refreshed it; exactly 180 s later it is gone.
+    assert_eq!(p.judge(0, In, &back, 360 * s + 500_000_000), Reject);
+}
+
+#[test]
 fn connections_expire_tcp_910_s_and_others_180_s_after_their_last_packet() {
     let mut p = policy("", "", "", "", 64);
     assert_eq!(
-        p.judge(0, Out, &outbound("198.51.100.7", 443, 6), 1000),
+        p.judge_s(0, Out, &outbound("198.51.100.7", 443, 6), 1000),
         Accept
     );
     assert_eq!(
-        p.judge(0, Out, &outbound("198.51.100.7", 53, 17), 1000),
+        p.judge_s(0, Out, &outbound("198.51.100.7", 53, 17), 1000),
         Accept
     );
     let tcp_back = v4("198.51.100.7", 443, "10.0.1.5", 40000, 6);
     let udp_back = v4("198.51.100.7", 53, "10.0.1.5", 40000, 17);
-    assert_eq!(p.judge(0, In, &udp_back, 1179), Accept, "179 s");
+    assert_eq!(p.judge_s(0, In, &udp_back, 1179), Accept, "179 s");
     // That reply refreshed it: 180 s from 1179.
-    assert_eq!(p.judge(0, In, &udp_back, 1358), Accept);
+    assert_eq!(p.judge_s(0, In, &udp_back, 1358), Accept);
     assert_eq!(
-        p.judge(0, In, &udp_back, 1538),
+        p.judge_s(0, In, &udp_back, 1538),
         Reject,
         "180 s after the last packet"
     );
-    assert_eq!(p.judge(0, In, &tcp_back, 1909), Accept, "909 s");
+    assert_eq!(p.judge_s(0, In, &tcp_back, 1909), Accept, "909 s");
     assert_eq!(
-        p.judge(0, In, &tcp_back, 1909 + 910),
+        p.judge_s(0, In, &tcp_back, 1909 + 910),
         Reject,
         "910 s after the last packet"
     );
@@ -432,7 +492,7 @@ fn a_full_connection_table_is_counted_and_the_rules_judge_alone() {
     let mut p = policy("", "", "", "", cap);
     for port in 0..(2 * cap) as u16 {
         assert_eq!(
-            p.judge(0, Out, &outbound("198.51.100.7", 1000 + port, 17), 1),
+            p.judge_s(0, Out, &outbound("198.51.100.7", 1000 + port, 17), 1),
             Accept
         );
     }
@@ -441,7 +501,7 @@ fn a_full_connection_table_is_counted_and_the_rules_judge_alone() {
     // Return traffic of a connection that found no room: rules alone (drop).
     let mut rejected = 0;
     for port in 0..(2 * cap) as u16 {
-        if p.judge(
+        if p.judge_s(
             0,
             In,
             &v4("198.51.100.7", 1000 + port, "10.0.1.5", 40000, 17),
@@ -464,17 +524,17 @@ fn network_acl_first_match_in_list_order_default_accept() {
     let sg = rule("ingress", "accept", 1, "all", "-1/-1", "0.0.0.0/0");
     let mut p = policy(&sg, "", &ins, "", 64);
     assert_eq!(
-        p.judge(0, In, &inbound("198.51.100.7", 23, 6), 0),
+        p.judge_s(0, In, &inbound("198.51.100.7", 23, 6), 0),
         Accept,
         "first match: accept"
     );
     assert_eq!(
-        p.judge(0, In, &inbound("203.0.113.7", 23, 6), 0),
+        p.judge_s(0, In, &inbound("203.0.113.7", 23, 6), 0),
         Reject,
         "second: drop"
     );
     assert_eq!(
-        p.judge(0, In, &inbound("203.0.113.7", 22, 6), 0),
+        p.judge_s(0, In, &inbound("203.0.113.7", 22, 6), 0),
         Accept,
         "no match: accept"
     );
@@ -487,12 +547,12 @@ fn network_acls_are_stateless() {
     let ins = acl("drop", "tcp", "-1/-1", "198.51.100.0/24");
     let mut p = policy("", "", &ins, &outs, 64);
     assert_eq!(
-        p.judge(0, Out, &outbound("198.51.100.7", 443, 6), 1),
+        p.judge_s(0, Out, &outbound("198.51.100.7", 443, 6), 1),
         Accept
     );
     // The security group tracks it, but the ACL has no state: its own rule drops.
     assert_eq!(
-        p.judge(0, In, &v4("198.51.100.7", 443, "10.0.1.5", 40000, 6), 2),
+        p.judge_s(0, In, &v4("198.51.100.7", 443, "10.0.1.5", 40000, 6), 2),
         Reject
     );
 }
@@ -508,22 +568,22 @@ fn a_network_acl_does_not_filter_peers_in_the_enis_own_vswitch() {
     .join(",");
     let mut p = policy(&sg, "", &[ins, ins6].join(","), "", 64);
     assert_eq!(
-        p.judge(0, In, &inbound("10.0.1.9", 80, 6), 0),
+        p.judge_s(0, In, &inbound("10.0.1.9", 80, 6), 0),
         Accept,
         "same vSwitch (cidr)"
     );
     assert_eq!(
-        p.judge(0, In, &v6("fd00:1::9", 1, "fd00:1::5", 80, 6), 0),
+        p.judge_s(0, In, &v6("fd00:1::9", 1, "fd00:1::5", 80, 6), 0),
         Accept,
         "same vSwitch (ipv6_cidr)"
     );
     assert_eq!(
-        p.judge(0, In, &inbound("10.0.2.9", 80, 6), 0),
+        p.judge_s(0, In, &inbound("10.0.2.9", 80, 6), 0),
         Reject,
         "another vSwitch of the VPC"
     );
     assert_eq!(
-        p.judge(0, In, &v6("fd00:2::9", 1, "fd00:1::5", 80, 6), 0),
+        p.judge_s(0, In, &v6("fd00:2::9", 1, "fd00:1::5", 80, 6), 0),
         Reject
     );
 }
@@ -535,16 +595,19 @@ fn the_verdict_is_reject_if_either_drops_in_both_orders() {
     let ins = acl("drop", "tcp", "8080/8080", "0.0.0.0/0");
     let outs = acl("drop", "udp", "53/53", "0.0.0.0/0");
     let mut p = policy(&sg, "", &ins, &outs, 64);
-    assert_eq!(p.judge(0, In, &inbound("198.51.100.7", 80, 6), 0), Accept);
-    assert_eq!(p.judge(0, In, &inbound("198.51.100.7", 8080, 6), 0), Reject);
-    assert_eq!(p.judge(0, In, &inbound("198.51.100.7", 81, 6), 0), Reject);
+    assert_eq!(p.judge_s(0, In, &inbound("198.51.100.7", 80, 6), 0), Accept);
+    assert_eq!(
+        p.judge_s(0, In, &inbound("198.51.100.7", 8080, 6), 0),
+        Reject
+    );
+    assert_eq!(p.judge_s(0, In, &inbound("198.51.100.7", 81, 6), 0), Reject);
     // Outbound: SG accepts by default, the ACL egress drops DNS.
     assert_eq!(
-        p.judge(0, Out, &outbound("198.51.100.7", 53, 17), 0),
+        p.judge_s(0, Out, &outbound("198.51.100.7", 53, 17), 0),
         Reject
     );
     assert_eq!(
-        p.judge(0, Out, &outbound("198.51.100.7", 443, 6), 0),
+        p.judge_s(0, Out, &outbound("198.51.100.7", 443, 6), 0),
         Accept
     );
 }
