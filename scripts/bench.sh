@@ -4,6 +4,7 @@
 #
 #   scripts/bench.sh                 # everything
 #   scripts/bench.sh datapath        # per-core datapath vs memory limit
+#   scripts/bench.sh policy          # security groups: established traffic and a scan, 0-1000 rules
 #   scripts/bench.sh replay          # replay end to end vs softflowd, nfpcapd, pmacctd, argus, cat
 #
 # Environment: PACKETS (replay capture size, default 2000000), RUNS (default 3,
@@ -30,6 +31,14 @@ if [ "$what" = all ] || [ "$what" = datapath ]; then
   echo "== datapath: parse + attribution + verdict + flow-table update, one core"
   for f in $FLOWS; do
     line=$($bin bench datapath --flows "$f" --json)
+    echo "BENCH $line"
+  done
+fi
+
+if [ "$what" = all ] || [ "$what" = policy ]; then
+  echo "== policy: established traffic and a scan, beside the no-policy rate of the same run"
+  for r in 0 10 100 1000; do
+    line=$($bin bench policy --rules "$r" --json)
     echo "BENCH $line"
   done
 fi

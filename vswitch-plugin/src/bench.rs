@@ -356,6 +356,11 @@ pub struct PolicyFigures {
     pub established_ratio: f64,
     /// `scan_mpps / no_policy_mpps`.
     pub scan_ratio: f64,
+    /// The scan's traffic with no policy, Mpps (same run): every packet a
+    /// new flow costs the flow table too, whatever the policy.
+    pub no_policy_scan_mpps: f64,
+    /// `scan_mpps / no_policy_scan_mpps`: what the policy itself costs a scan.
+    pub scan_ratio_same_traffic: f64,
     /// Packets rejected during the scan's warm-up and timed run (by the
     /// default ingress drop or a drop rule).
     pub scan_rejected: u64,
@@ -387,6 +392,7 @@ pub fn policy(rules: usize, flows: u64, packets: u64) -> PolicyFigures {
         true,
         true,
     );
+    let scan_base = drive(&plain, AcceptAll, flows, packets, true, true);
     PolicyFigures {
         rules,
         flows,
@@ -395,6 +401,8 @@ pub fn policy(rules: usize, flows: u64, packets: u64) -> PolicyFigures {
         scan_mpps: scan_cfg.mpps,
         established_ratio: est.mpps / base.mpps,
         scan_ratio: scan_cfg.mpps / base.mpps,
+        no_policy_scan_mpps: scan_base.mpps,
+        scan_ratio_same_traffic: scan_cfg.mpps / scan_base.mpps,
         scan_rejected: scan_cfg.rejected,
     }
 }

@@ -274,13 +274,15 @@ fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
                 );
             } else {
                 outln!(
-                    "policy: {} rules/ENI: no policy {:.2} Mpps; established {:.2} Mpps ({:.0}%); scan {:.2} Mpps ({:.0}%), {} rejected",
+                    "policy: {} rules/ENI: no policy {:.2} Mpps; established {:.2} Mpps ({:.0}%); scan {:.2} Mpps ({:.0}%; the scan's traffic with no policy {:.2} Mpps, {:.0}%), {} rejected",
                     f.rules,
                     f.no_policy_mpps,
                     f.established_mpps,
                     f.established_ratio * 100.0,
                     f.scan_mpps,
                     f.scan_ratio * 100.0,
+                    f.no_policy_scan_mpps,
+                    f.scan_ratio_same_traffic * 100.0,
                     f.scan_rejected
                 );
             }
