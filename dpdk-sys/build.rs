@@ -78,6 +78,7 @@ fn main() {
         .allowlist_function("rte_pktmbuf_pool_create|rte_mempool_free|rte_mempool_avail_count")
         .allowlist_function("rte_mempool_in_use_count")
         .allowlist_function("rte_ring_create|rte_ring_free")
+        .allowlist_function("rte_mbuf_dyn_rx_timestamp_register")
         .allowlist_function("rte_tel_.*|rte_telemetry_.*")
         .allowlist_function("rte_vdev_init|rte_vdev_uninit")
         .allowlist_function("fl_.*")

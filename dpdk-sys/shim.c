@@ -58,3 +58,9 @@ unsigned int fl_rte_ring_dequeue_burst(struct rte_ring *r, void **objs,
 }
 
 unsigned int fl_rte_ring_count(const struct rte_ring *r) { return rte_ring_count(r); }
+
+uint64_t fl_rte_mbuf_ol_flags(const struct rte_mbuf *m) { return m->ol_flags; }
+
+uint64_t fl_rte_mbuf_dynfield_u64(const struct rte_mbuf *m, int offset) {
+    return *RTE_MBUF_DYNFIELD(m, offset, const uint64_t *);
+}

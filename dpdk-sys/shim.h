@@ -35,5 +35,7 @@ unsigned int fl_rte_ring_enqueue_burst(struct rte_ring *r, void *const *objs,
 unsigned int fl_rte_ring_dequeue_burst(struct rte_ring *r, void **objs,
                                        unsigned int n);
 unsigned int fl_rte_ring_count(const struct rte_ring *r);
+uint64_t fl_rte_mbuf_ol_flags(const struct rte_mbuf *m);
+uint64_t fl_rte_mbuf_dynfield_u64(const struct rte_mbuf *m, int offset);
 
 #endif

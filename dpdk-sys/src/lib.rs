@@ -22,7 +22,8 @@ include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 pub use self::{
     fl_rte_errno as rte_errno, fl_rte_eth_rx_burst as rte_eth_rx_burst,
     fl_rte_eth_tx_burst as rte_eth_tx_burst, fl_rte_get_tsc_hz as rte_get_tsc_hz,
-    fl_rte_lcore_id as rte_lcore_id, fl_rte_pktmbuf_alloc as rte_pktmbuf_alloc,
+    fl_rte_lcore_id as rte_lcore_id, fl_rte_mbuf_dynfield_u64 as rte_mbuf_dynfield_u64,
+    fl_rte_mbuf_ol_flags as rte_mbuf_ol_flags, fl_rte_pktmbuf_alloc as rte_pktmbuf_alloc,
     fl_rte_pktmbuf_alloc_bulk as rte_pktmbuf_alloc_bulk,
     fl_rte_pktmbuf_append as rte_pktmbuf_append, fl_rte_pktmbuf_data_len as rte_pktmbuf_data_len,
     fl_rte_pktmbuf_free as rte_pktmbuf_free, fl_rte_pktmbuf_free_bulk as rte_pktmbuf_free_bulk,

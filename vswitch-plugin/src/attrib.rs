@@ -110,6 +110,13 @@ impl Attribution {
         }
     }
 
+    /// The ENI whose MAC is `mac`, if any.
+    #[inline]
+    pub fn eni_of_mac(&self, mac: &[u8; 6]) -> Option<u16> {
+        let e = self.macs.get(mac_key(mac));
+        (e != NO_ENI).then_some(e)
+    }
+
     /// `(out ENI, in ENI)` of a parsed packet, [`NO_ENI`] where none.
     /// With Ethernet addresses: source MAC means `out`, destination MAC `in`
     /// (never for a broadcast or multicast destination). Without: the same

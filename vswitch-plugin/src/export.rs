@@ -110,3 +110,48 @@ pub fn run_exporter(
     }
     (merger.stats().to_vec(), merger.late())
 }
+
+/// What the exporter delivered.
+#[derive(Clone, Debug, Default)]
+pub struct Delivered {
+    /// Per active flow log (the plan's order).
+    pub stats: Vec<FlowLogStats>,
+    /// Flows that arrived after their window was delivered.
+    pub late: u64,
+    /// Every delivery error (flow log, window, reason).
+    pub errors: Vec<String>,
+}
+
+/// Runs the exporter (as [`run_exporter`]) writing every window to the local
+/// log store `store`.
+pub fn run_store_exporter(
+    plan: exporter::merge::Plan,
+    workers: &[Arc<Handoff>],
+    clock: &Clock,
+    store: &exporter::store::LocalStore,
+) -> Delivered {
+    let mut errors = Vec::new();
+    let mut sink =
+        |fl: &exporter::merge::FlowLogInfo, ws: u64, recs: &[exporter::record::Record]| {
+            store
+                .write_window(
+                    &fl.project_name,
+                    &fl.log_store_name,
+                    &fl.flow_log_id,
+                    ws,
+                    recs,
+                )
+                .map(|_| ())
+                .map_err(|e| {
+                    let m = format!("flow log {} window {ws}: {e}", fl.flow_log_id);
+                    errors.push(m.clone());
+                    m
+                })
+        };
+    let (stats, late) = run_exporter(Merger::new(plan), workers, clock, &mut sink);
+    Delivered {
+        stats,
+        late,
+        errors,
+    }
+}

@@ -12,6 +12,8 @@ pub mod dpdk;
 pub mod export;
 pub mod flow;
 pub mod gen;
+#[cfg(feature = "dpdk")]
+pub mod host;
 pub mod mem;
 pub mod policy;
 pub mod replay;

@@ -14,14 +14,14 @@
 
 use crate::attrib::{symmetric_hash, Attribution};
 use crate::capture::{Capture, TruncatedAt};
-use crate::export::{run_exporter, Clock};
+use crate::export::{run_store_exporter, Clock, Delivered};
 use crate::flow::FlowTable;
 use crate::policy::{CompiledPolicy, Policy, PolicyCounters};
 use crate::wire::{self, PacketMeta, ParseError};
 use crate::worker::{Handoff, Seen, Worker, WorkerCounters, WORKER_BURST};
 use crossbeam::queue::ArrayQueue;
 use exporter::config::Config;
-use exporter::merge::{FlowLogStats, Merger, Plan};
+use exporter::merge::{FlowLogStats, Plan};
 use exporter::store::{Compress, LocalStore, StoreFormat};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -180,38 +180,12 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         })
         .collect();
     let stop = AtomicBool::new(false);
-    let mut errors: Vec<String> = Vec::new();
-
     let result = std::thread::scope(|s| {
         let exporter = {
-            let handoffs = &handoffs;
-            let clock = &clock;
-            let store = &store;
-            let errors = &mut errors;
+            let (handoffs, clock, store) = (&handoffs, &clock, &store);
             std::thread::Builder::new()
                 .name("flowlog-exporter".into())
-                .spawn_scoped(s, move || {
-                    let mut sink =
-                        |fl: &exporter::merge::FlowLogInfo,
-                         ws: u64,
-                         recs: &[exporter::record::Record]| {
-                            store
-                                .write_window(
-                                    &fl.project_name,
-                                    &fl.log_store_name,
-                                    &fl.flow_log_id,
-                                    ws,
-                                    recs,
-                                )
-                                .map(|_| ())
-                                .map_err(|e| {
-                                    let m = format!("flow log {} window {ws}: {e}", fl.flow_log_id);
-                                    errors.push(m.clone());
-                                    m
-                                })
-                        };
-                    run_exporter(Merger::new(plan), handoffs, clock, &mut sink)
-                })
+                .spawn_scoped(s, move || run_store_exporter(plan, handoffs, clock, store))
                 .expect("spawn exporter")
         };
         let mut counters = WorkerCounters::default();
@@ -278,10 +252,15 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             }
             summary
         };
-        let (stats, late) = exporter.join().expect("exporter thread");
-        (summary, counters, pcounters, stats, late)
+        let done = exporter.join().expect("exporter thread");
+        (summary, counters, pcounters, done)
     });
-    let (mut summary, counters, pcounters, stats, late) = result;
+    let (mut summary, counters, pcounters, done) = result;
+    let Delivered {
+        stats,
+        late,
+        errors,
+    } = done;
     summary.workers = counters;
     summary.policy = pcounters;
     summary.late = late;

@@ -167,6 +167,8 @@ pub struct Worker<P: Verdicts> {
     keys: [FlowKey; 2 * WORKER_BURST],
     hashes: [u64; 2 * WORKER_BURST],
     which: [u8; 2 * WORKER_BURST],
+    verdicts: [Action; WORKER_BURST],
+    burst_len: usize,
     /// Counters.
     pub counters: WorkerCounters,
 }
@@ -201,6 +203,8 @@ impl<P: Verdicts> Worker<P> {
             keys: [FlowKey::default(); 2 * WORKER_BURST],
             hashes: [0; 2 * WORKER_BURST],
             which: [0; 2 * WORKER_BURST],
+            verdicts: [Action::Accept; WORKER_BURST],
+            burst_len: 0,
             counters: WorkerCounters::default(),
         }
     }
@@ -299,6 +303,8 @@ impl<P: Verdicts> Worker<P> {
         debug_assert!(pkts.len() <= WORKER_BURST);
         let pkts = &pkts[..pkts.len().min(WORKER_BURST)];
         self.ensure_table();
+        self.burst_len = pkts.len();
+        self.verdicts[..pkts.len()].fill(Action::Accept);
         // Pass 1: verdicts and keys (east-west: `in` only if `out` accepted),
         // with the policy's state for a packet VERDICT_AHEAD on requested.
         let mut n = 0;
@@ -318,6 +324,7 @@ impl<P: Verdicts> Worker<P> {
                 self.which[n] = pi as u8;
                 n += 1;
                 if a == Action::Reject {
+                    self.verdicts[pi] = Action::Reject;
                     continue;
                 }
             }
@@ -329,6 +336,9 @@ impl<P: Verdicts> Worker<P> {
                 self.keys[n] = key_of(&s.meta, s.in_eni, Direction::In, a);
                 self.which[n] = pi as u8;
                 n += 1;
+                if a == Action::Reject {
+                    self.verdicts[pi] = Action::Reject;
+                }
             }
         }
         for i in 0..n {
@@ -386,6 +396,13 @@ impl<P: Verdicts> Worker<P> {
                 Insert::Skipped => self.counters.skipped += 1,
             }
         }
+    }
+
+    /// The verdict of each packet of the last [`Worker::process`] call, in
+    /// order: REJECT if the sender's egress or the receiver's ingress
+    /// rejected it (what a vSwitch drops).
+    pub fn verdicts(&self) -> &[Action] {
+        &self.verdicts[..self.burst_len]
     }
 
     /// Ends the worker: retires its table and marks it done. The exporter

@@ -31,6 +31,9 @@ struct Cli {
 enum Cmd {
     /// Replay a capture through the whole pipeline into the local log store.
     Replay(ReplayArgs),
+    /// Run the DPDK vSwitch host: ports from EAL, ENIs on their `port`, the
+    /// rest through an uplink; forward, drop what the policy rejects, log.
+    Run(RunArgs),
     /// Write a deterministic sample capture (the project's traffic generator).
     Gen(GenArgs),
     /// Show what is in a local log store: records per flow log, top talkers.
@@ -55,6 +58,191 @@ enum Cmd {
         #[arg(long)]
         out: std::path::PathBuf,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Host configuration (CONFIG.md).
+    #[arg(long)]
+    config: PathBuf,
+    /// Root of the local log store (default: the configuration's
+    /// `log_store_root`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The uplink port (default: the first port no ENI is attached to).
+    #[arg(long)]
+    uplink: Option<u16>,
+    /// Stop, in order, once every port has been idle this many seconds.
+    #[arg(long)]
+    stop_when_idle: Option<f64>,
+    /// Flow-table capacity per worker.
+    #[arg(long, default_value_t = 1 << 18)]
+    flows_per_core: usize,
+    /// Connection-table capacity per worker.
+    #[arg(long, default_value_t = 1 << 20)]
+    conns_per_core: usize,
+    /// File format: `json` or `text` (default: the configuration's).
+    #[arg(long, value_parser = ["json", "jsonl", "text"])]
+    format: Option<String>,
+    /// Compression: `zstd` or `none` (default: the configuration's).
+    #[arg(long, value_parser = ["zstd", "none"])]
+    compress: Option<String>,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// EAL arguments, after `--` (e.g. `--no-huge --no-pci --vdev=net_pcap0,rx_pcap=IN,tx_pcap=OUT`).
+    #[arg(last = true)]
+    eal: Vec<String>,
+}
+
+/// Format and compression from the flags, else from the configuration.
+fn store_format(
+    format: Option<&str>,
+    compress: Option<&str>,
+    config: &exporter::config::Config,
+    path: &std::path::Path,
+) -> anyhow::Result<(exporter::store::StoreFormat, exporter::store::Compress)> {
+    use exporter::store::{Compress, StoreFormat};
+    let f = match format {
+        Some("json" | "jsonl") => StoreFormat::Jsonl,
+        Some(_) => StoreFormat::Text,
+        None => StoreFormat::try_from(config.log_store_format)
+            .map_err(|e| Usage(format!("{}: {e}", path.display())))?,
+    };
+    let c = match compress {
+        Some("zstd") => Compress::Zstd,
+        Some(_) => Compress::None,
+        None => Compress::from(config.log_store_compress),
+    };
+    Ok((f, c))
+}
+
+/// The log store root: `--out`, else the configuration's `log_store_root`.
+fn store_root(
+    out: Option<&PathBuf>,
+    config: &exporter::config::Config,
+    path: &std::path::Path,
+) -> anyhow::Result<PathBuf> {
+    Ok(out
+        .cloned()
+        .or_else(|| config.log_store_root.clone())
+        .ok_or_else(|| {
+            Usage(format!(
+            "{}: no log store root; give --out DIR or set \"log_store_root\" in the configuration",
+            path.display()
+        ))
+        })?)
+}
+
+#[cfg(feature = "dpdk")]
+fn run(a: RunArgs) -> anyhow::Result<()> {
+    use flowlog::host::{run, RunError, RunOptions};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let config = exporter::config::load(&a.config).map_err(|e| Usage(e.to_string()))?;
+    let out = store_root(a.out.as_ref(), &config, &a.config)?;
+    let (format, compress) = store_format(
+        a.format.as_deref(),
+        a.compress.as_deref(),
+        &config,
+        &a.config,
+    )?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handlers")?;
+    }
+    let opts = RunOptions {
+        config,
+        out: out.clone(),
+        eal_args: a.eal.clone(),
+        uplink: a.uplink,
+        stop_when_idle: a.stop_when_idle.map(std::time::Duration::from_secs_f64),
+        flows_per_core: a.flows_per_core,
+        conns_per_core: a.conns_per_core,
+        format,
+        compress,
+        stop,
+    };
+    let s = match run(&opts) {
+        Ok(s) => s,
+        Err(e @ RunError::Setup(_)) => return Err(Usage(e.to_string()).into()),
+        Err(e) => return Err(e.into()),
+    };
+    if a.json {
+        let fls: Vec<_> = s
+            .flow_logs
+            .iter()
+            .map(|(id, st)| serde_json::json!({"flow-log-id": id, "records": st.records, "ok": st.ok,
+                "nodata": st.nodata, "skipdata": st.skipdata, "windows": st.windows, "error": st.error}))
+            .collect();
+        let ports: Vec<_> = s
+            .ports
+            .iter()
+            .map(|(n, r, f)| serde_json::json!({"name": n, "received": r, "forwarded": f}))
+            .collect();
+        outln!(
+            "{}",
+            serde_json::json!({
+                "received": s.received, "forwarded": s.forwarded, "dropped": s.dropped,
+                "tx_failed": s.tx_failed, "accepted": s.accepted, "rejected": s.rejected,
+                "malformed": s.malformed, "unmatched": s.unmatched, "not_ip": s.not_ip,
+                "packet_clock": s.packet_clock, "ports": ports, "flow_logs": fls,
+                "conn_table_full": s.policy.conn_table_full, "errors": s.errors,
+                "elapsed_s": s.elapsed.as_secs_f64(),
+            })
+        );
+    } else {
+        outln!(
+            "flowlogd run: received {} packets, forwarded {}, dropped {} (rejected by policy), TX failures {}; {:.3} s",
+            s.received,
+            s.forwarded,
+            s.dropped,
+            s.tx_failed,
+            s.elapsed.as_secs_f64()
+        );
+        outln!(
+            "  logged: {} accepted + {} rejected; malformed {}, unmatched {}, not IP {}; clock: {}",
+            s.accepted,
+            s.rejected,
+            s.malformed,
+            s.unmatched,
+            s.not_ip,
+            if s.packet_clock {
+                "RX timestamps"
+            } else {
+                "wall clock"
+            }
+        );
+        for (n, r, f) in &s.ports {
+            outln!("  port {n}: received {r}, sent {f}");
+        }
+        for (id, st) in &s.flow_logs {
+            outln!(
+                "  flow log {id}: {} records ({} OK, {} NODATA, {} SKIPDATA) in {} windows",
+                st.records,
+                st.ok,
+                st.nodata,
+                st.skipdata,
+                st.windows
+            );
+        }
+        outln!("  log store: {}", out.display());
+    }
+    if !s.errors.is_empty() {
+        for e in &s.errors {
+            eprintln!("flowlogd: error: {e}");
+        }
+        anyhow::bail!(
+            "{} window(s) could not be written to the log store",
+            s.errors.len()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn run(_: RunArgs) -> anyhow::Result<()> {
+    anyhow::bail!("this flowlogd was built without the `dpdk` feature")
 }
 
 #[derive(clap::Args, Debug)]
@@ -373,30 +561,15 @@ impl std::fmt::Display for Usage {
 impl std::error::Error for Usage {}
 
 fn replay(a: ReplayArgs) -> anyhow::Result<()> {
-    use exporter::store::{Compress, StoreFormat};
     use flowlog::replay::{replay, ReplayError, ReplayOptions};
     let config = exporter::config::load(&a.config).map_err(|e| Usage(e.to_string()))?;
-    let out = a
-        .out
-        .clone()
-        .or_else(|| config.log_store_root.clone())
-        .ok_or_else(|| {
-            Usage(format!(
-            "{}: no log store root; give --out DIR or set \"log_store_root\" in the configuration",
-            a.config.display()
-        ))
-        })?;
-    let format = match a.format.as_deref() {
-        Some("json" | "jsonl") => StoreFormat::Jsonl,
-        Some(_) => StoreFormat::Text,
-        None => StoreFormat::try_from(config.log_store_format)
-            .map_err(|e| Usage(format!("{}: {e}", a.config.display())))?,
-    };
-    let compress = match a.compress.as_deref() {
-        Some("zstd") => Compress::Zstd,
-        Some(_) => Compress::None,
-        None => Compress::from(config.log_store_compress),
-    };
+    let out = store_root(a.out.as_ref(), &config, &a.config)?;
+    let (format, compress) = store_format(
+        a.format.as_deref(),
+        a.compress.as_deref(),
+        &config,
+        &a.config,
+    )?;
     let opts = ReplayOptions {
         config,
         pcap: a.pcap.clone(),
@@ -524,6 +697,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Replay(a) => replay(a),
+        Cmd::Run(a) => run(a),
         Cmd::Bench(b) => bench(b),
         Cmd::Gen(a) => gen(a),
         Cmd::Show { out, top } => show(&out, top),

@@ -5,6 +5,27 @@
 use super::{DpdkError, Mempool};
 use std::ptr;
 
+/// Where drivers put RX timestamps: DPDK's dynamic mbuf field
+/// `rte_dynfield_timestamp` and flag `rte_dynflag_rx_timestamp`.
+#[derive(Clone, Copy, Debug)]
+pub struct RxTimestamp {
+    offset: i32,
+    flag: u64,
+}
+
+impl RxTimestamp {
+    /// Registers (or finds) the timestamp field and flag.
+    pub fn register() -> Result<RxTimestamp, DpdkError> {
+        let (mut offset, mut flag) = (0i32, 0u64);
+        // SAFETY: both are valid out-pointers; registration is idempotent.
+        let rc = unsafe { dpdk_sys::rte_mbuf_dyn_rx_timestamp_register(&mut offset, &mut flag) };
+        if rc < 0 {
+            return Err(DpdkError::last("rte_mbuf_dyn_rx_timestamp_register"));
+        }
+        Ok(RxTimestamp { offset, flag })
+    }
+}
+
 /// Packets per RX/TX burst.
 pub const BURST_SIZE: usize = 32;
 
@@ -69,6 +90,23 @@ impl Burst {
         unsafe { dpdk_sys::rte_pktmbuf_pkt_len(self.ptrs[i]) }
     }
 
+    /// The RX timestamp of packet `i` (for `net_pcap`, microseconds since
+    /// the epoch: the capture time), if the driver set one.
+    #[inline]
+    pub fn rx_timestamp(&self, i: usize, ts: &RxTimestamp) -> Option<u64> {
+        assert!(i < self.len, "packet {i} of a burst of {}", self.len);
+        let m = self.ptrs[i];
+        // SAFETY: `i < len`: an mbuf we own; the dynamic field at `offset`
+        // was registered (RxTimestamp::register) and is 8 bytes inside it.
+        unsafe {
+            if dpdk_sys::rte_mbuf_ol_flags(m) & ts.flag != 0 {
+                Some(dpdk_sys::rte_mbuf_dynfield_u64(m, ts.offset))
+            } else {
+                None
+            }
+        }
+    }
+
     /// The input port DPDK recorded for packet `i`.
     #[inline]
     pub fn port(&self, i: usize) -> u16 {
@@ -98,6 +136,43 @@ impl Burst {
         self.ptrs[i] = self.ptrs[self.len];
         self.ptrs[self.len] = ptr::null_mut();
         true
+    }
+
+    /// Routes every packet, in order: `route(i, data)` names the burst in
+    /// `outs` it goes to, or `None` to drop it (it is freed). A full out
+    /// burst is handed to `full` first (which must empty it, by sending or
+    /// freeing). Leaves this burst empty.
+    pub fn route(
+        &mut self,
+        outs: &mut [Burst],
+        mut route: impl FnMut(usize, &[u8]) -> Option<usize>,
+        mut full: impl FnMut(usize, &mut Burst),
+    ) {
+        for i in 0..self.len {
+            let Some(d) = route(i, self.data(i)) else {
+                continue;
+            };
+            let o = &mut outs[d];
+            if o.len == BURST_SIZE {
+                full(d, o);
+                if o.len == BURST_SIZE {
+                    o.clear();
+                }
+            }
+            o.ptrs[o.len] = self.ptrs[i];
+            o.len += 1;
+            self.ptrs[i] = ptr::null_mut();
+        }
+        // Free the dropped ones (the routed slots are null now).
+        for i in 0..self.len {
+            let m = self.ptrs[i];
+            if !m.is_null() {
+                // SAFETY: `m` is an mbuf we own that was not routed.
+                unsafe { dpdk_sys::rte_pktmbuf_free(m) };
+                self.ptrs[i] = ptr::null_mut();
+            }
+        }
+        self.len = 0;
     }
 
     /// Allocates `n` mbufs from `pool` and fills each with `fill(i)` bytes

@@ -14,7 +14,7 @@ mod mempool;
 mod port;
 
 pub use eal::{lcore_id, tsc, tsc_hz, Eal, LcoreId};
-pub use mbuf::{Burst, BURST_SIZE};
+pub use mbuf::{Burst, RxTimestamp, BURST_SIZE};
 pub use mempool::Mempool;
 pub use port::{Port, PortConfig, PortId, PortStats, QueueId};
 

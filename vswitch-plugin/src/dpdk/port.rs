@@ -3,6 +3,10 @@
 use super::{check, Burst, DpdkError, Mempool, BURST_SIZE};
 use std::ffi::{c_char, CStr, CString};
 
+/// `RTE_ETH_RX_OFFLOAD_TIMESTAMP` (`RTE_BIT64(14)`, a macro bindgen cannot
+/// evaluate).
+const RX_OFFLOAD_TIMESTAMP: u64 = 1 << 14;
+
 /// A DPDK port id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PortId(pub u16);
@@ -24,6 +28,9 @@ pub struct PortConfig {
     pub tx_desc: u16,
     /// Enable promiscuous mode (a vSwitch port receives for many MACs).
     pub promiscuous: bool,
+    /// Ask for RX timestamps where the driver offers them (`net_pcap` gives
+    /// each packet its capture time): see [`super::RxTimestamp`].
+    pub rx_timestamp: bool,
 }
 
 impl Default for PortConfig {
@@ -34,6 +41,7 @@ impl Default for PortConfig {
             rx_desc: 1024,
             tx_desc: 1024,
             promiscuous: true,
+            rx_timestamp: false,
         }
     }
 }
@@ -100,7 +108,15 @@ impl<'p> Port<'p> {
                 "no such port",
             ));
         }
-        let conf = dpdk_sys::rte_eth_conf::default();
+        let mut conf = dpdk_sys::rte_eth_conf::default();
+        if cfg.rx_timestamp {
+            let mut info = dpdk_sys::rte_eth_dev_info::default();
+            // SAFETY: `info` is a valid out-pointer for the call.
+            let rc = unsafe { dpdk_sys::rte_eth_dev_info_get(id.0, &mut info) };
+            if rc == 0 && info.rx_offload_capa & RX_OFFLOAD_TIMESTAMP != 0 {
+                conf.rxmode.offloads |= RX_OFFLOAD_TIMESTAMP;
+            }
+        }
         // SAFETY: conf is a fully initialised (zeroed) rte_eth_conf, which
         // DPDK reads during the call only.
         let rc =
@@ -146,6 +162,14 @@ impl<'p> Port<'p> {
             tx_queues: cfg.tx_queues,
             _pool: pool,
         })
+    }
+
+    /// Whether the port delivers RX timestamps.
+    pub fn rx_timestamps(&self) -> bool {
+        let mut conf = dpdk_sys::rte_eth_conf::default();
+        // SAFETY: `conf` is a valid out-pointer for the call.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_conf_get(self.id.0, &mut conf) };
+        rc == 0 && conf.rxmode.offloads & RX_OFFLOAD_TIMESTAMP != 0
     }
 
     /// This port's id.

@@ -1,0 +1,305 @@
+//! `flowlogd run` on real DPDK, without hugepages (`--no-huge --no-pci`,
+//! virtual devices): a capture fed through a `net_pcap` device is forwarded,
+//! what the policy rejects is dropped, and the log store equals the one
+//! `flowlogd replay` writes for the same capture and configuration. Each run
+//! is its own process (EAL initialises once per process) with its own
+//! `--file-prefix`.
+
+use flowlog_tests::{flowlogd, read_store, run_flowlogd, workspace_root, StoreFile};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The example configuration with the ENIs' `port` keys removed (every ENI
+/// is then reached through the uplink).
+fn config_without_ports(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(workspace_root().join("config/example.json"))
+        .expect("example configuration");
+    let mut c: Value = serde_json::from_str(&text).expect("json");
+    for e in c["enis"].as_array_mut().expect("enis") {
+        e.as_object_mut().expect("eni").remove("port");
+    }
+    let p = dir.join("host.json");
+    std::fs::write(&p, serde_json::to_string_pretty(&c).expect("json")).expect("write config");
+    p
+}
+
+fn gen(dir: &Path, packets: u64) -> PathBuf {
+    let p = dir.join("in.pcap");
+    let r = run_flowlogd([
+        "gen",
+        "--out",
+        p.to_str().unwrap(),
+        "--packets",
+        &packets.to_string(),
+        "--seed",
+        "3",
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    p
+}
+
+fn eal(prefix: &str, vdevs: &[String]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "--no-huge",
+        "--no-pci",
+        "-m",
+        "512",
+        "-l",
+        "0",
+        "--no-telemetry",
+        "--log-level",
+        "lib.eal:error",
+        "--file-prefix",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.push(format!("{prefix}-{}", std::process::id()));
+    for v in vdevs {
+        a.push(format!("--vdev={v}"));
+    }
+    a
+}
+
+fn frames(p: &Path) -> Vec<Vec<u8>> {
+    let c = flowlog::capture::Capture::open(p).expect("capture");
+    c.frames()
+        .map(|f| f.expect("frame").data.to_vec())
+        .collect()
+}
+
+fn store(root: &Path) -> Vec<(PathBuf, String)> {
+    let mut v: Vec<(PathBuf, String)> = read_store(root)
+        .into_iter()
+        .map(|f: StoreFile| (f.rel, f.text))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn run_fed_by_net_pcap_forwards_accepted_drops_rejected_and_logs_like_replay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_without_ports(dir.path());
+    let cap = gen(dir.path(), 20_000);
+    let fwd = dir.path().join("fwd.pcap");
+    let (run_out, replay_out) = (dir.path().join("run"), dir.path().join("replay"));
+    let mut args: Vec<String> = ["run", "--json", "--stop-when-idle", "0.5", "--config"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.push(cfg.display().to_string());
+    args.push("--out".into());
+    args.push(run_out.display().to_string());
+    args.push("--".into());
+    args.extend(eal(
+        "flrun1",
+        &[format!(
+            "net_pcap0,rx_pcap={},tx_pcap={}",
+            cap.display(),
+            fwd.display()
+        )],
+    ));
+    let r = run_flowlogd(&args);
+    assert_eq!(
+        r.code,
+        Some(0),
+        "flowlogd run failed: {}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    let s = r.summary();
+    let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{k} in {s}"));
+    assert_eq!(n("received"), 20_000);
+    assert!(
+        s["packet_clock"].as_bool().unwrap(),
+        "net_pcap gives RX timestamps"
+    );
+    assert!(
+        n("rejected") > 0,
+        "the example policy rejects the scan: {s}"
+    );
+    assert_eq!(
+        n("dropped"),
+        n("rejected"),
+        "packets dropped = packets rejected"
+    );
+    assert_eq!(n("tx_failed"), 0);
+    assert_eq!(n("forwarded") + n("dropped"), n("received"));
+    assert_eq!(
+        n("forwarded"),
+        n("accepted") + n("malformed") + n("not_ip") + n("unmatched"),
+        "packets forwarded = packets accepted (and those no policy judges)"
+    );
+    let sent = frames(&fwd);
+    assert_eq!(
+        sent.len() as u64,
+        n("forwarded"),
+        "the TX capture holds every forwarded frame"
+    );
+    let input = frames(&cap);
+    let mut pos = 0;
+    for f in &sent {
+        // Forwarded frames keep their order and their bytes.
+        pos += input[pos..]
+            .iter()
+            .position(|x| x == f)
+            .expect("a forwarded frame is an input frame")
+            + 1;
+    }
+
+    let r = run_flowlogd([
+        "replay",
+        "--quiet",
+        "--json",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--pcap",
+        cap.to_str().unwrap(),
+        "--out",
+        replay_out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let (a, b) = (store(&run_out), store(&replay_out));
+    assert!(!a.is_empty());
+    assert_eq!(a.len(), b.len(), "same files");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.0, y.0);
+        assert!(
+            x.1 == y.1,
+            "{} differs between run and replay",
+            x.0.display()
+        );
+    }
+}
+
+#[test]
+fn run_forwards_to_the_eni_port_and_sigterm_flushes_the_open_window() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = gen(dir.path(), 5_000);
+    // eni-a1 on port 1, everything else via the uplink, port 0.
+    let text =
+        std::fs::read_to_string(workspace_root().join("config/example.json")).expect("example");
+    let mut c: Value = serde_json::from_str(&text).expect("json");
+    for e in c["enis"].as_array_mut().expect("enis") {
+        let id = e["eni_id"].as_str().unwrap().to_string();
+        let o = e.as_object_mut().unwrap();
+        o.remove("port");
+        if id == "eni-a1" {
+            o.insert("port".into(), Value::from(1));
+        }
+    }
+    let cfg = dir.path().join("host.json");
+    std::fs::write(&cfg, c.to_string()).unwrap();
+    // An empty capture to read on the ENI's port.
+    let empty = dir.path().join("empty.pcap");
+    let w = flowlog::capture::PcapWriter::new(
+        std::fs::File::create(&empty).unwrap(),
+        Default::default(),
+    )
+    .unwrap();
+    w.finish().unwrap();
+    let (up, a1) = (dir.path().join("up.pcap"), dir.path().join("a1.pcap"));
+    let out = dir.path().join("store");
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "--json".into(),
+        "--config".into(),
+        cfg.display().to_string(),
+    ];
+    args.extend([
+        "--out".to_string(),
+        out.display().to_string(),
+        "--uplink".into(),
+        "0".into(),
+        "--".into(),
+    ]);
+    args.extend(eal(
+        "flrun2",
+        &[
+            format!(
+                "net_pcap0,rx_pcap={},tx_pcap={}",
+                cap.display(),
+                up.display()
+            ),
+            format!(
+                "net_pcap1,rx_pcap={},tx_pcap={}",
+                empty.display(),
+                a1.display()
+            ),
+        ],
+    ));
+    // No --stop-when-idle: it runs until SIGTERM.
+    let child = Command::new(flowlogd())
+        .args(&args)
+        .env("FLOWLOGD_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn flowlogd run");
+    // Wait until every packet went through (the TX capture stops growing).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut last = 0;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let now = std::fs::metadata(&up).map(|m| m.len()).unwrap_or(0)
+            + std::fs::metadata(&a1).map(|m| m.len()).unwrap_or(0);
+        if now > 0 && now == last {
+            break;
+        }
+        last = now;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flowlogd run made no progress"
+        );
+    }
+    // SAFETY-free: kill(1) sends SIGTERM.
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "orderly stop: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s: Value = serde_json::from_str(
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .last()
+            .expect("summary"),
+    )
+    .expect("json");
+    let to_a1 = frames(&a1);
+    assert!(!to_a1.is_empty(), "frames for eni-a1 leave on its port");
+    assert!(
+        to_a1.iter().all(|f| f[..6] == [2, 0, 0, 0, 0, 1]),
+        "only eni-a1's frames go to its port"
+    );
+    assert!(
+        frames(&up).iter().all(|f| f[..6] != [2, 0, 0, 0, 0, 1]),
+        "none of them to the uplink"
+    );
+    assert_eq!(
+        s["forwarded"].as_u64().unwrap(),
+        (to_a1.len() + frames(&up).len()) as u64
+    );
+    // The open window was flushed on SIGTERM: the store holds the last one.
+    let files = read_store(&out);
+    assert!(
+        !files.is_empty(),
+        "records were written on the orderly stop"
+    );
+    let records: u64 = s["flow_logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["records"].as_u64().unwrap())
+        .sum();
+    let stored: usize = files.iter().map(|f| f.records.len()).sum();
+    assert_eq!(stored as u64, records);
+}
