@@ -6,6 +6,7 @@
 #   scripts/bench.sh datapath        # per-core datapath vs memory limit
 #   scripts/bench.sh policy          # security groups: established traffic and a scan, 0-1000 rules
 #   scripts/bench.sh replay          # replay end to end vs softflowd, nfpcapd, pmacctd, argus, cat
+#   scripts/bench.sh run             # flowlogd run forwarding vs dpdk-testpmd on the same vdevs
 #
 # Environment: PACKETS (replay capture size, default 2000000), RUNS (default 3,
 # the median is reported), FLOWS (datapath flow counts).
@@ -40,6 +41,49 @@ if [ "$what" = all ] || [ "$what" = policy ]; then
   for r in 0 10 100 1000; do
     line=$($bin bench policy --rules "$r" --json)
     echo "BENCH $line"
+  done
+fi
+
+if [ "$what" = all ] || [ "$what" = run ]; then
+  dpkg-query -W -f='${Status}' dpdk-dev 2>/dev/null | grep -q "install ok installed" || \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dpdk-dev >/dev/null
+  RUN_PACKETS=${RUN_PACKETS:-200000}
+  SECS=${SECS:-8}
+  rcap=$work/run-$RUN_PACKETS.pcap
+  [ -s "$rcap" ] || $bin gen --out "$rcap" --packets "$RUN_PACKETS" --seed 11 >/dev/null
+  # Configurations: the example's ENIs without ports (all via the uplink),
+  # security groups padded to 100 rules per ENI; flow logs on, or all off.
+  python3 - "$work" <<'PY'
+import json, sys
+c = json.load(open("config/example.json"))
+for e in c["enis"]:
+    e.pop("port", None)
+for g in c["security_groups"]:
+    for i in range(100 - len(g["rules"])):
+        g["rules"].append({"direction": "ingress", "policy": "accept" if i % 2 else "drop",
+                           "priority": 1 + i % 100, "ip_protocol": ["tcp", "udp"][i % 2],
+                           "port_range": f"{2000 + i * 7}/{2003 + i * 7}", "cidr": f"10.200.{i}.0/24"})
+json.dump(c, open(sys.argv[1] + "/run-on.json", "w"))
+for f in c["flow_logs"]:
+    f["status"] = "Inactive"
+json.dump(c, open(sys.argv[1] + "/run-off.json", "w"))
+PY
+  vdevs=(--vdev="net_pcap0,rx_pcap=$rcap,infinite_rx=1" --vdev=net_null0,no-rx=1)
+  common=(--no-huge --no-pci -m 2048 --no-telemetry --log-level lib.eal:error)
+  echo "== run: one forwarding core, net_pcap (infinite_rx, $RUN_PACKETS packets) -> net_null, ${SECS} s each"
+  timeout -s INT "$SECS" dpdk-testpmd "${common[@]}" -l 0,1 --file-prefix bench-tp "${vdevs[@]}" -- \
+    --forward-mode=io --stats-period 1 --auto-start --nb-cores=1 --total-num-mbufs=$((RUN_PACKETS + 65536)) \
+    > "$work/testpmd.log" 2>&1 || true
+  tp=$(grep -E 'Rx-pps' "$work/testpmd.log" | awk '$2 > 0 {v=$2} END {print v / 1e6}')
+  echo "BENCH {\"bench\":\"run\",\"tool\":\"dpdk-testpmd io\",\"mpps\":$tp}"
+  for mode in off on; do
+    rm -rf "$work/run-store"
+    timeout -s INT "$SECS" $bin run --config "$work/run-$mode.json" --out "$work/run-store" --uplink 1 \
+      --mbufs $((RUN_PACKETS + 65536)) --json -- "${common[@]}" -l 0 --file-prefix "bench-$mode" "${vdevs[@]}" \
+      > "$work/run-$mode.out" 2>&1 || true
+    m=$(tail -1 "$work/run-$mode.out" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["mpps"])')
+    r=$(echo "$m / $tp" | bc -l)
+    echo "BENCH {\"bench\":\"run\",\"tool\":\"flowlogd run, flow logs $mode, 100 rules/ENI\",\"mpps\":$m,\"vs_testpmd\":$(printf '%.2f' "$r")}"
   done
 fi
 

@@ -50,6 +50,9 @@ pub struct RunOptions {
     pub flows_per_core: usize,
     /// Connection-table capacity.
     pub conns_per_core: usize,
+    /// Mbufs in the packet pool (`net_pcap` with `infinite_rx=1` needs one
+    /// per packet of its capture).
+    pub mbufs: u32,
     /// File format.
     pub format: StoreFormat,
     /// Compression.
@@ -93,6 +96,19 @@ pub struct RunSummary {
     pub elapsed: Duration,
     /// Whether the packets' clock came from RX timestamps.
     pub packet_clock: bool,
+    /// Seconds from the first to the last received burst.
+    pub rx_secs: f64,
+}
+
+impl RunSummary {
+    /// Received packets per second while packets flowed, millions.
+    pub fn mpps(&self) -> f64 {
+        if self.rx_secs > 0.0 {
+            self.received as f64 / self.rx_secs / 1e6
+        } else {
+            0.0
+        }
+    }
 }
 
 /// Why a run failed to start.
@@ -150,7 +166,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             RunError::Setup("every port is an ENI's; give --uplink PORT or one more device".into())
         })?,
     };
-    let pool = Mempool::new("flowlogd_pool", 16383, 256, -1)?;
+    let pool = Mempool::new("flowlogd_pool", opts.mbufs.max(4095), 256, -1)?;
     let pcfg = PortConfig {
         rx_timestamp: true,
         ..PortConfig::default()
@@ -203,6 +219,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         let mut now_ns = 0u64;
         let mut started_clock = false;
         let mut last_rx = Instant::now();
+        let mut first_rx: Option<Instant> = None;
         let mut packet_clock = false;
         loop {
             if opts.stop.load(Ordering::Relaxed) {
@@ -307,6 +324,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             }
             if got > 0 {
                 last_rx = Instant::now();
+                first_rx.get_or_insert(last_rx);
             } else {
                 if !packet_clock {
                     // Idle workers rotate too: the wall clock moves on.
@@ -326,6 +344,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         sum.worker = wc;
         sum.policy = p.counters;
         sum.packet_clock = packet_clock;
+        sum.rx_secs = first_rx.map_or(0.0, |f| last_rx.duration_since(f).as_secs_f64());
         for (pi, (r, f)) in per_port.iter().enumerate() {
             sum.ports.push((names[pi].clone(), *r, *f));
         }

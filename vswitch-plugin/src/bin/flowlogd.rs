@@ -87,6 +87,10 @@ struct RunArgs {
     /// Compression: `zstd` or `none` (default: the configuration's).
     #[arg(long, value_parser = ["zstd", "none"])]
     compress: Option<String>,
+    /// Mbufs in the packet pool (`net_pcap,infinite_rx=1` needs one per
+    /// packet of its capture).
+    #[arg(long, default_value_t = 16383)]
+    mbufs: u32,
     /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
@@ -159,6 +163,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         stop_when_idle: a.stop_when_idle.map(std::time::Duration::from_secs_f64),
         flows_per_core: a.flows_per_core,
         conns_per_core: a.conns_per_core,
+        mbufs: a.mbufs,
         format,
         compress,
         stop,
@@ -188,13 +193,14 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 "malformed": s.malformed, "unmatched": s.unmatched, "not_ip": s.not_ip,
                 "packet_clock": s.packet_clock, "ports": ports, "flow_logs": fls,
                 "conn_table_full": s.policy.conn_table_full, "errors": s.errors,
-                "elapsed_s": s.elapsed.as_secs_f64(),
+                "elapsed_s": s.elapsed.as_secs_f64(), "rx_s": s.rx_secs, "mpps": s.mpps(),
             })
         );
     } else {
         outln!(
-            "flowlogd run: received {} packets, forwarded {}, dropped {} (rejected by policy), TX failures {}; {:.3} s",
+            "flowlogd run: received {} packets ({:.2} Mpps while they flowed), forwarded {}, dropped {} (rejected by policy), TX failures {}; {:.3} s",
             s.received,
+            s.mpps(),
             s.forwarded,
             s.dropped,
             s.tx_failed,
