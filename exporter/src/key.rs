@@ -32,6 +32,22 @@ pub struct FlowKey {
     pub meta: u8,
 }
 
+/// A fast, well-mixed 64-bit hash of five words: two independent
+/// multiply-folds over word pairs (they run in parallel), then one more over
+/// their sum and the last word (wyhash's "mum" step). Shared by the flow key
+/// and the datapath's connection key.
+#[inline(always)]
+pub fn hash_words([a, b, c, d, e]: [u64; 5]) -> u64 {
+    #[inline(always)]
+    fn mum(a: u64, b: u64) -> u64 {
+        let m = u128::from(a) * u128::from(b);
+        (m as u64) ^ ((m >> 64) as u64)
+    }
+    let x = mum(a ^ 0xA076_1D64_78BD_642F, b ^ 0xE703_7ED1_A0B4_28DB);
+    let y = mum(c ^ 0x8EBC_6AF0_9C88_C6E3, d ^ 0x5899_65CC_7537_4CC3);
+    mum(x ^ y ^ 0x1D8E_4E27_C47D_124F, e ^ 0x9E37_79B9_7F4A_7C15)
+}
+
 impl PartialEq for FlowKey {
     /// Word-wise: five 64-bit compares instead of byte-array compares.
     #[inline(always)]
@@ -68,20 +84,10 @@ impl FlowKey {
         ]
     }
 
-    /// A fast, well-mixed 64-bit hash of the key: two independent
-    /// multiply-folds over word pairs (they run in parallel), then one more
-    /// over their sum and the last word (wyhash's "mum" step).
+    /// A fast, well-mixed 64-bit hash of the key ([`hash_words`]).
     #[inline(always)]
     pub fn hash(&self) -> u64 {
-        #[inline(always)]
-        fn mum(a: u64, b: u64) -> u64 {
-            let m = u128::from(a) * u128::from(b);
-            (m as u64) ^ ((m >> 64) as u64)
-        }
-        let [a, b, c, d, e] = self.words();
-        let x = mum(a ^ 0xA076_1D64_78BD_642F, b ^ 0xE703_7ED1_A0B4_28DB);
-        let y = mum(c ^ 0x8EBC_6AF0_9C88_C6E3, d ^ 0x5899_65CC_7537_4CC3);
-        mum(x ^ y ^ 0x1D8E_4E27_C47D_124F, e ^ 0x9E37_79B9_7F4A_7C15)
+        hash_words(self.words())
     }
 
     /// Direction of the key.

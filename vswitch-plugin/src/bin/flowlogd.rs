@@ -99,6 +99,51 @@ struct RunArgs {
     eal: Vec<String>,
 }
 
+/// The configuration, the log store root, format and compression, as
+/// `replay` and `run` take them (bad input is a [`Usage`] error).
+fn load_for_store(
+    path: &std::path::Path,
+    out: Option<&PathBuf>,
+    format: Option<&str>,
+    compress: Option<&str>,
+) -> anyhow::Result<(
+    exporter::config::Config,
+    PathBuf,
+    exporter::store::StoreFormat,
+    exporter::store::Compress,
+)> {
+    let config = exporter::config::load(path).map_err(|e| Usage(e.to_string()))?;
+    let root = store_root(out, &config, path)?;
+    let (f, c) = store_format(format, compress, &config, path)?;
+    Ok((config, root, f, c))
+}
+
+/// The per-flow-log part of a summary, as JSON.
+fn flow_logs_json(fls: &[(String, exporter::merge::FlowLogStats)]) -> Vec<serde_json::Value> {
+    fls.iter()
+        .map(|(id, st)| {
+            serde_json::json!({
+                "flow-log-id": id, "records": st.records, "ok": st.ok, "nodata": st.nodata,
+                "skipdata": st.skipdata, "windows": st.windows, "error": st.error,
+            })
+        })
+        .collect()
+}
+
+/// The per-flow-log part of a summary, as text.
+fn print_flow_logs(fls: &[(String, exporter::merge::FlowLogStats)]) {
+    for (id, st) in fls {
+        outln!(
+            "  flow log {id}: {} records ({} OK, {} NODATA, {} SKIPDATA) in {} windows",
+            st.records,
+            st.ok,
+            st.nodata,
+            st.skipdata,
+            st.windows
+        );
+    }
+}
+
 /// Format and compression from the flags, else from the configuration.
 fn store_format(
     format: Option<&str>,
@@ -143,13 +188,11 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     use flowlog::host::{run, RunError, RunOptions};
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
-    let config = exporter::config::load(&a.config).map_err(|e| Usage(e.to_string()))?;
-    let out = store_root(a.out.as_ref(), &config, &a.config)?;
-    let (format, compress) = store_format(
+    let (config, out, format, compress) = load_for_store(
+        &a.config,
+        a.out.as_ref(),
         a.format.as_deref(),
         a.compress.as_deref(),
-        &config,
-        &a.config,
     )?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -174,12 +217,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         Err(e) => return Err(e.into()),
     };
     if a.json {
-        let fls: Vec<_> = s
-            .flow_logs
-            .iter()
-            .map(|(id, st)| serde_json::json!({"flow-log-id": id, "records": st.records, "ok": st.ok,
-                "nodata": st.nodata, "skipdata": st.skipdata, "windows": st.windows, "error": st.error}))
-            .collect();
+        let fls = flow_logs_json(&s.flow_logs);
         let ports: Vec<_> = s
             .ports
             .iter()
@@ -222,16 +260,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         for (n, r, f) in &s.ports {
             outln!("  port {n}: received {r}, sent {f}");
         }
-        for (id, st) in &s.flow_logs {
-            outln!(
-                "  flow log {id}: {} records ({} OK, {} NODATA, {} SKIPDATA) in {} windows",
-                st.records,
-                st.ok,
-                st.nodata,
-                st.skipdata,
-                st.windows
-            );
-        }
+        print_flow_logs(&s.flow_logs);
         outln!("  log store: {}", out.display());
     }
     if !s.errors.is_empty() {
@@ -568,13 +597,11 @@ impl std::error::Error for Usage {}
 
 fn replay(a: ReplayArgs) -> anyhow::Result<()> {
     use flowlog::replay::{replay, ReplayError, ReplayOptions};
-    let config = exporter::config::load(&a.config).map_err(|e| Usage(e.to_string()))?;
-    let out = store_root(a.out.as_ref(), &config, &a.config)?;
-    let (format, compress) = store_format(
+    let (config, out, format, compress) = load_for_store(
+        &a.config,
+        a.out.as_ref(),
         a.format.as_deref(),
         a.compress.as_deref(),
-        &config,
-        &a.config,
     )?;
     let opts = ReplayOptions {
         config,
@@ -603,16 +630,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
         );
     }
     if a.json {
-        let fls: Vec<_> = s
-            .flow_logs
-            .iter()
-            .map(|(id, st)| {
-                serde_json::json!({
-                    "flow-log-id": id, "records": st.records, "ok": st.ok, "nodata": st.nodata,
-                    "skipdata": st.skipdata, "windows": st.windows, "error": st.error,
-                })
-            })
-            .collect();
+        let fls = flow_logs_json(&s.flow_logs);
         let j = serde_json::json!({
             "pcap": a.pcap, "out": out, "workers": a.workers,
             "read": s.read, "logged": s.logged, "malformed": s.malformed,
@@ -679,16 +697,7 @@ fn print_summary(a: &ReplayArgs, s: &flowlog::replay::ReplaySummary, out: &std::
         s.policy.conn_table_full,
         s.policy.expired
     );
-    for (id, st) in &s.flow_logs {
-        outln!(
-            "  flow log {id}: {} records ({} OK, {} NODATA, {} SKIPDATA) in {} windows",
-            st.records,
-            st.ok,
-            st.nodata,
-            st.skipdata,
-            st.windows
-        );
-    }
+    print_flow_logs(&s.flow_logs);
     outln!("  log store: {}", out.display());
 }
 

@@ -93,15 +93,7 @@ impl ConnKey {
     /// A well-mixed hash of the key.
     #[inline(always)]
     pub fn hash(&self) -> u64 {
-        #[inline(always)]
-        fn mum(a: u64, b: u64) -> u64 {
-            let m = u128::from(a) * u128::from(b);
-            (m as u64) ^ ((m >> 64) as u64)
-        }
-        let [a, b, c, d, e] = self.words();
-        let x = mum(a ^ 0xA076_1D64_78BD_642F, b ^ 0xE703_7ED1_A0B4_28DB);
-        let y = mum(c ^ 0x8EBC_6AF0_9C88_C6E3, d ^ 0x5899_65CC_7537_4CC3);
-        mum(x ^ y ^ 0x1D8E_4E27_C47D_124F, e ^ 0x9E37_79B9_7F4A_7C15)
+        exporter::key::hash_words(self.words())
     }
 
     fn idle(&self) -> u64 {
