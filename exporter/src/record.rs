@@ -75,7 +75,7 @@ impl LogStatus {
 }
 
 /// One flow-log record. Field order is the order of RECORDS.md's table, which
-/// is also the column order of the text form; `flow-log-id` and
+/// is also the column order of the text form (which stops there); `flow-log-id` and
 /// `window-start` follow.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -141,7 +141,9 @@ impl Record {
     }
 
     /// Appends the text form: the values of RECORDS.md's table in its order,
-    /// space-separated, `-` for null, then `flow-log-id`, then `\n`.
+    /// space-separated, `-` for null, then `\n` — exactly the 19 columns of
+    /// the table (RECORDS.md, "Text form"). The flow log is in the file's
+    /// name.
     pub fn write_text(&self, out: &mut String) {
         fn opt<T: std::fmt::Display>(out: &mut String, v: &Option<T>) {
             match v {
@@ -174,8 +176,10 @@ impl Record {
             self.tcp_flags,
             self.log_status.as_str()
         );
-        opt(out, &self.action.map(Action::as_str));
-        out.push_str(&self.flow_log_id);
+        match self.action {
+            Some(a) => out.push_str(a.as_str()),
+            None => out.push('-'),
+        }
         out.push('\n');
     }
 }

@@ -329,9 +329,9 @@ fn read_into(dir: &Path, out: &mut Vec<Record>) -> io::Result<()> {
             if line.trim().is_empty() {
                 continue;
             }
-            let rec = match window_start {
+            let rec = match &window_start {
                 None => serde_json::from_str(line).map_err(|e| e.to_string()),
-                Some(w) => parse_text_line(line, w),
+                Some((fl, w)) => parse_text_line(line, fl, *w),
             };
             out.push(rec.map_err(|e| {
                 io::Error::new(
@@ -345,10 +345,16 @@ fn read_into(dir: &Path, out: &mut Vec<Record>) -> io::Result<()> {
 }
 
 /// The `<window_start>` of `<host>_<flow_log_id>_<window_start>.txt`.
-fn window_start_of(stem: &str, path: &Path) -> io::Result<u64> {
+/// The flow log id and window start of a text file, from its name
+/// `<host>_<flow_log_id>_<window_start>.txt` (a host name with `_` in it
+/// would shift the split; the JSON Lines form carries both in each record).
+fn window_start_of(stem: &str, path: &Path) -> io::Result<(String, u64)> {
     stem.strip_suffix(".txt")
         .and_then(|s| s.rsplit_once('_'))
-        .and_then(|(_, w)| w.parse().ok())
+        .and_then(|(rest, w)| {
+            let fl = rest.split_once('_').map_or(rest, |(_, fl)| fl);
+            Some((fl.to_owned(), w.parse().ok()?))
+        })
         .ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -361,10 +367,12 @@ fn window_start_of(stem: &str, path: &Path) -> io::Result<u64> {
 }
 
 /// Parses one line of [`Record::write_text`]'s form.
-pub fn parse_text_line(line: &str, window_start: u64) -> Result<Record, String> {
+/// The text form has no `flow-log-id` or `window-start`: they come from the
+/// file name.
+pub fn parse_text_line(line: &str, flow_log_id: &str, window_start: u64) -> Result<Record, String> {
     let cols: Vec<&str> = line.split(' ').collect();
-    if cols.len() != 20 {
-        return Err(format!("{} columns, the text form has 20", cols.len()));
+    if cols.len() != 19 {
+        return Err(format!("{} columns, the text form has 19", cols.len()));
     }
     fn num<T: std::str::FromStr>(c: &str, what: &str) -> Result<T, String> {
         c.parse()
@@ -417,7 +425,7 @@ pub fn parse_text_line(line: &str, window_start: u64) -> Result<Record, String> 
         tcp_flags: num(cols[16], "tcp-flags")?,
         log_status,
         action,
-        flow_log_id: cols[19].to_owned(),
+        flow_log_id: flow_log_id.to_owned(),
         window_start,
     })
 }
@@ -570,11 +578,11 @@ mod tests {
         assert_eq!(
             lines[0],
             "1 1234567890 vpc-1 vsw-1 i-a1 eni-a1 10.0.1.5 fd00::1:5 40001 443 6 out 3 180 \
-             1764248401 1764248460 18 OK ACCEPT fl-1"
+             1764248401 1764248460 18 OK ACCEPT"
         );
         assert_eq!(
             lines[2],
-            "1 1234567890 vpc-1 vsw-1 - eni-a1 - - - - - - 0 0 1764248400 1764248999 0 NODATA - fl-1"
+            "1 1234567890 vpc-1 vsw-1 - eni-a1 - - - - - - 0 0 1764248400 1764248999 0 NODATA -"
         );
     }
 
@@ -660,8 +668,10 @@ mod tests {
 
     #[test]
     fn bad_text_lines_are_errors() {
-        assert!(parse_text_line("1 2 3", 0).is_err());
-        let line = "1 a v s - e - - - - - - 0 0 0 599 0 MAYBE - fl";
-        assert!(parse_text_line(line, 0).unwrap_err().contains("MAYBE"));
+        assert!(parse_text_line("1 2 3", "fl", 0).is_err());
+        let line = "1 a v s - e - - - - - - 0 0 0 599 0 MAYBE -";
+        assert!(parse_text_line(line, "fl", 0)
+            .unwrap_err()
+            .contains("MAYBE"));
     }
 }
