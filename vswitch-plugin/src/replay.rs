@@ -87,6 +87,9 @@ pub struct ReplaySummary {
     pub late: u64,
     /// Every delivery error (file and reason).
     pub errors: Vec<String>,
+    /// `(flow log, ENI, instance type)` for each ENI an active VSwitch or VPC
+    /// flow log skips because its instance family does not support flow logs.
+    pub unsupported: Vec<(String, String, String)>,
 }
 
 impl ReplaySummary {
@@ -273,6 +276,18 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         .zip(stats)
         .collect();
     summary.errors = errors;
+    summary.unsupported = cfg
+        .skipped_unsupported()
+        .into_iter()
+        .map(|(f, e)| {
+            let eni = &cfg.enis[e];
+            (
+                cfg.flow_logs[f].flow_log_id.clone(),
+                eni.eni_id.clone(),
+                eni.instance_type.clone(),
+            )
+        })
+        .collect();
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

@@ -646,6 +646,8 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
             "truncated": s.truncated.map(|t| serde_json::json!({"offset": t.offset, "frame": t.frame})),
             "elapsed_s": s.elapsed.as_secs_f64(), "mpps": s.mpps(), "late": s.late,
             "flow_logs": fls, "errors": s.errors,
+            "unsupported_enis": s.unsupported.iter().map(|(f, e, t)| serde_json::json!({
+                "flow-log-id": f, "eni-id": e, "instance_type": t})).collect::<Vec<_>>(),
         });
         outln!("{j}");
     } else {
@@ -698,6 +700,9 @@ fn print_summary(a: &ReplayArgs, s: &flowlog::replay::ReplaySummary, out: &std::
         s.policy.expired
     );
     print_flow_logs(&s.flow_logs);
+    for (f, e, t) in &s.unsupported {
+        outln!("  flow log {f} skips {e}: instance type {t} does not support flow logs");
+    }
     outln!("  log store: {}", out.display());
 }
 
