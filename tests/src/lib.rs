@@ -1239,6 +1239,59 @@ pub fn case_names(suite: &str) -> Vec<String> {
     v
 }
 
+// ---------------------------------------------------------------------------
+// The plugin ABI
+
+/// The plugin's shared library, `<target>/<profile>/libflowlog.so` (next to
+/// `flowlogd`), built from the current sources.
+///
+/// As [`flowlogd`]: the first time it is called in a process, it runs
+/// `cargo build -p vswitch-plugin --lib` if the library is missing or older
+/// than any source it is built from.
+pub fn plugin_lib() -> &'static Path {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let profile = profile_dir_name();
+        let lib = target_dir().join(&profile).join(format!(
+            "{}flowlog{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        ));
+        let built = std::fs::metadata(&lib).and_then(|m| m.modified()).ok();
+        if built.is_none_or(|t| newest_source().is_some_and(|s| s > t)) {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "-p", "vswitch-plugin", "--lib"])
+                .current_dir(workspace_root())
+                .env("CARGO_TARGET_DIR", target_dir());
+            match profile.as_str() {
+                "debug" => {}
+                "release" => {
+                    cmd.arg("--release");
+                }
+                other => {
+                    cmd.args(["--profile", other]);
+                }
+            }
+            let out = cmd
+                .output()
+                .unwrap_or_else(|e| panic!("running cargo to build libflowlog: {e}"));
+            assert!(
+                out.status.success(),
+                "`cargo build -p vswitch-plugin --lib` failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            lib.is_file(),
+            "{} does not exist after building it",
+            lib.display()
+        );
+        lib
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,6 +126,11 @@ fn run_fed_by_net_pcap_forwards_accepted_drops_rejected_and_logs_like_replay() {
         "packets dropped = packets rejected"
     );
     assert_eq!(n("tx_failed"), 0);
+    assert_eq!(
+        (n("skipped"), n("no_free_table")),
+        (0, 0),
+        "nothing skipped: {s}"
+    );
     assert_eq!(n("forwarded") + n("dropped"), n("received"));
     assert_eq!(
         n("forwarded"),

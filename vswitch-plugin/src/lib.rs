@@ -4,6 +4,8 @@
 
 #![deny(unsafe_code)]
 
+#[cfg(feature = "dpdk")]
+pub mod abi;
 pub mod attrib;
 pub mod bench;
 pub mod capture;

@@ -231,6 +231,8 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 "malformed": s.malformed, "unmatched": s.unmatched, "not_ip": s.not_ip,
                 "packet_clock": s.packet_clock, "ports": ports, "flow_logs": fls,
                 "conn_table_full": s.policy.conn_table_full, "errors": s.errors,
+                "skipped": s.worker.skipped, "no_free_table": s.worker.no_free_table,
+                "evictions": s.worker.evictions,
                 "elapsed_s": s.elapsed.as_secs_f64(), "rx_s": s.rx_secs, "mpps": s.mpps(),
             })
         );
