@@ -40,13 +40,19 @@ fn gen(dir: &Path, packets: u64) -> PathBuf {
 }
 
 fn eal(prefix: &str, vdevs: &[String]) -> Vec<String> {
+    eal_on(prefix, "0", vdevs)
+}
+
+/// EAL arguments with the lcore list `lcores`. (EAL's lcores and the
+/// workers `flowlogd run` pins are separate: the workers are plain threads.)
+fn eal_on(prefix: &str, lcores: &str, vdevs: &[String]) -> Vec<String> {
     let mut a: Vec<String> = [
         "--no-huge",
         "--no-pci",
         "-m",
         "512",
         "-l",
-        "0",
+        lcores,
         "--no-telemetry",
         "--log-level",
         "lib.eal:error",
@@ -307,4 +313,216 @@ fn run_forwards_to_the_eni_port_and_sigterm_flushes_the_open_window() {
         .sum();
     let stored: usize = files.iter().map(|f| f.records.len()).sum();
     assert_eq!(stored as u64, records);
+}
+
+/// `flowlogd replay` (one worker) of `cap` under `cfg` into `out`.
+fn replay_into(cfg: &Path, cap: &Path, out: &Path) {
+    let r = run_flowlogd([
+        "replay",
+        "--quiet",
+        "--json",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--pcap",
+        cap.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+}
+
+fn assert_same_store(run_out: &Path, replay_out: &Path) {
+    let (a, b) = (store(run_out), store(replay_out));
+    assert!(!a.is_empty());
+    assert_eq!(a.len(), b.len(), "same files");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.0, y.0);
+        assert!(
+            x.1 == y.1,
+            "{} differs between run and replay",
+            x.0.display()
+        );
+    }
+}
+
+/// Every frame of `sent` is a frame of `input`, each used at most once
+/// (several workers may interleave their frames on one port).
+fn assert_subset(sent: &[Vec<u8>], input: &[Vec<u8>]) {
+    let mut pool: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+    for f in input {
+        *pool.entry(f.as_slice()).or_default() += 1;
+    }
+    for f in sent {
+        let c = pool
+            .get_mut(f.as_slice())
+            .expect("a forwarded frame is an input frame");
+        assert!(*c > 0, "a frame forwarded more often than it came in");
+        *c -= 1;
+    }
+}
+
+fn check_counts(s: &Value, received: u64, workers: u64) {
+    let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{k} in {s}"));
+    assert_eq!(n("workers"), workers);
+    assert_eq!(n("received"), received);
+    assert!(s["packet_clock"].as_bool().unwrap());
+    assert!(!s["rss"].as_bool().unwrap(), "net_pcap has no RSS: handoff");
+    assert!(
+        n("handed_off") > 0,
+        "some connections are the other worker's: {s}"
+    );
+    assert_eq!(n("handoff_dropped"), 0, "no handoff ring overflowed: {s}");
+    assert!(
+        n("rejected") > 0,
+        "the example policy rejects the scan: {s}"
+    );
+    assert_eq!(
+        n("dropped"),
+        n("rejected"),
+        "packets dropped = packets rejected"
+    );
+    assert_eq!(n("tx_failed"), 0);
+    assert_eq!(
+        (n("skipped"), n("no_free_table")),
+        (0, 0),
+        "nothing skipped: {s}"
+    );
+    assert_eq!(n("forwarded") + n("dropped"), n("received"));
+    assert_eq!(
+        n("forwarded"),
+        n("accepted") + n("malformed") + n("not_ip") + n("unmatched")
+    );
+}
+
+#[test]
+fn run_with_two_workers_hands_off_by_connection_and_logs_like_replay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_without_ports(dir.path());
+    let cap = gen(dir.path(), 20_000);
+    let fwd = dir.path().join("fwd.pcap");
+    let (run_out, replay_out) = (dir.path().join("run"), dir.path().join("replay"));
+    let mut args: Vec<String> = [
+        "run",
+        "--json",
+        "--workers",
+        "2",
+        "--stop-when-idle",
+        "0.5",
+        "--config",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(cfg.display().to_string());
+    args.push("--out".into());
+    args.push(run_out.display().to_string());
+    args.push("--".into());
+    args.extend(eal_on(
+        "flrun3",
+        "0,1",
+        &[format!(
+            "net_pcap0,rx_pcap={},tx_pcap={}",
+            cap.display(),
+            fwd.display()
+        )],
+    ));
+    let r = run_flowlogd(&args);
+    assert_eq!(
+        r.code,
+        Some(0),
+        "flowlogd run failed: {}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    let s = r.summary();
+    check_counts(&s, 20_000, 2);
+    let sent = frames(&fwd);
+    assert_eq!(sent.len() as u64, s["forwarded"].as_u64().unwrap());
+    assert_subset(&sent, &frames(&cap));
+    replay_into(&cfg, &cap, &replay_out);
+    assert_same_store(&run_out, &replay_out);
+}
+
+#[test]
+fn run_with_two_workers_on_two_ports_forwards_to_the_eni_port_and_logs_like_replay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = gen(dir.path(), 8_000);
+    // eni-a1 on port 1 (polled by worker 1), everything else via the
+    // uplink, port 0 (polled by worker 0).
+    let text =
+        std::fs::read_to_string(workspace_root().join("config/example.json")).expect("example");
+    let mut c: Value = serde_json::from_str(&text).expect("json");
+    for e in c["enis"].as_array_mut().expect("enis") {
+        let id = e["eni_id"].as_str().unwrap().to_string();
+        let o = e.as_object_mut().unwrap();
+        o.remove("port");
+        if id == "eni-a1" {
+            o.insert("port".into(), Value::from(1));
+        }
+    }
+    let cfg = dir.path().join("host.json");
+    std::fs::write(&cfg, c.to_string()).unwrap();
+    let empty = dir.path().join("empty.pcap");
+    let w = flowlog::capture::PcapWriter::new(
+        std::fs::File::create(&empty).unwrap(),
+        Default::default(),
+    )
+    .unwrap();
+    w.finish().unwrap();
+    let (up, a1) = (dir.path().join("up.pcap"), dir.path().join("a1.pcap"));
+    let (run_out, replay_out) = (dir.path().join("run"), dir.path().join("replay"));
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "--json".into(),
+        "--workers".into(),
+        "2".into(),
+        "--stop-when-idle".into(),
+        "0.5".into(),
+        "--config".into(),
+        cfg.display().to_string(),
+        "--out".into(),
+        run_out.display().to_string(),
+        "--uplink".into(),
+        "0".into(),
+        "--".into(),
+    ];
+    args.extend(eal_on(
+        "flrun4",
+        "0,1",
+        &[
+            format!(
+                "net_pcap0,rx_pcap={},tx_pcap={}",
+                cap.display(),
+                up.display()
+            ),
+            format!(
+                "net_pcap1,rx_pcap={},tx_pcap={}",
+                empty.display(),
+                a1.display()
+            ),
+        ],
+    ));
+    let r = run_flowlogd(&args);
+    assert_eq!(
+        r.code,
+        Some(0),
+        "flowlogd run failed: {}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    let s = r.summary();
+    check_counts(&s, 8_000, 2);
+    let (to_up, to_a1) = (frames(&up), frames(&a1));
+    assert!(!to_a1.is_empty(), "frames for eni-a1 leave on its port");
+    assert!(to_a1.iter().all(|f| f[..6] == [2, 0, 0, 0, 0, 1]));
+    assert!(to_up.iter().all(|f| f[..6] != [2, 0, 0, 0, 0, 1]));
+    assert_eq!(
+        s["forwarded"].as_u64().unwrap(),
+        (to_a1.len() + to_up.len()) as u64
+    );
+    let input = frames(&cap);
+    assert_subset(&to_up, &input);
+    assert_subset(&to_a1, &input);
+    replay_into(&cfg, &cap, &replay_out);
+    assert_same_store(&run_out, &replay_out);
 }

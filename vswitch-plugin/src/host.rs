@@ -5,18 +5,72 @@
 //! attributes, takes the verdict and records, then forwards by destination
 //! MAC (an ENI's port, or the uplink) and drops what the policy rejected.
 //!
-//! This first host runs one worker, on the main lcore, polling queue 0 of
-//! every port; the exporter runs on its own thread. The packets' clock is
-//! the RX timestamp where the driver gives one (`net_pcap` gives each packet
-//! its capture time, so a capture fed through `net_pcap` yields the same log
-//! store as `flowlogd replay`), else the wall clock.
+//! `--workers N` runs N workers, each a plain `std` thread (not an EAL
+//! lcore: EAL's `-l` list and these threads are separate concerns) pinned
+//! with `core_affinity` to core `i % cores`, so to distinct cores when the
+//! machine has at least N. Each worker owns its `Worker<Policy>` (its flow
+//! tables, its connection table) and its own [`Handoff`] to the exporter,
+//! as in `flowlogd replay`. The exporter runs on its own thread, which is
+//! not pinned: it may run on every CPU (it drops the main lcore's affinity
+//! it would inherit from EAL), so the scheduler can put it on whichever core
+//! a worker leaves idle; `run`'s own thread only waits.
+//!
+//! Both directions of a connection must meet on one worker (its connection
+//! table holds the state the stateful security groups need, and its flow
+//! table the record). How each port gets there:
+//!
+//! * **RSS** — when every port supports RSS (`flow_type_rss_offloads != 0`)
+//!   and has at least N RX and N TX queues, each port gets N RX queues with
+//!   RSS over IPv4/IPv6/TCP/UDP and the symmetric key (`0x6d, 0x5a`
+//!   repeated), so both directions land on the same queue number; worker i
+//!   polls RX queue i of every port and owns whatever it receives. (This
+//!   assumes the ports' default redirection tables agree, as they do for
+//!   ports of one driver.)
+//! * **Handoff** — otherwise (`net_pcap`, `net_ring` and the other virtual
+//!   devices have no RSS, and one RX queue per stream), a connection belongs
+//!   to worker `symmetric_hash % N` (as in replay). A port gets
+//!   `min(N, max_rx_queues)` RX queues, each polled by one worker (queue q of
+//!   port p by worker `(p + q) % N` when the port has fewer than N, else by
+//!   worker q). The worker that receives a packet parses it; if it is
+//!   attributed to an ENI and belongs to another worker, the mbuf goes to
+//!   that worker over a bounded SPSC ring per (from, to) pair (with the
+//!   receiver's packet time); a full ring drops the packet and counts it
+//!   (`handoff_dropped`) — it never blocks. Each worker drains its incoming
+//!   rings as well as its RX queues. Non-IP, malformed and unattributed
+//!   packets are forwarded by whoever received them.
+//!
+//! TX: worker i sends on TX queue `i % txq` of a port (`txq = min(N,
+//! max_tx_queues)`); where workers share a TX queue (`net_pcap` has one)
+//! they take its lock around `tx_burst`.
+//!
+//! The packets' clock is the RX timestamp where the driver gives one
+//! (`net_pcap` gives each packet its capture time, so a capture fed through
+//! `net_pcap` yields the same log store as `flowlogd replay`, with any
+//! number of workers), else the wall clock. Each worker keeps its own
+//! monotone clock; the exporter's `first` is the first packet time any
+//! worker saw (the first worker to see a packet sets it, once, and every
+//! worker's clock starts no earlier), and its `last` the latest over the
+//! workers. A worker that has nothing to do moves its clock to the latest
+//! time any worker has published — after checking its incoming rings are
+//! empty, so no packet handed to it earlier is still on its way — and, on
+//! the wall clock, to the wall time: idle workers rotate too, and windows
+//! close. On the packets' own clock (a capture played through `net_pcap`),
+//! a worker about to enter a new slice first waits until its rotation will
+//! find a free table (as replay's dispatcher paces): its RX queues fill
+//! meanwhile, so a capture replays without skipping. On the wall clock (a
+//! live vSwitch) it never waits for the exporter: a rotation without a free
+//! table counts its packets as skipped (SKIPDATA).
 //!
 //! SIGINT and SIGTERM stop it in order: the open window is flushed, so no
-//! record is lost; so does `--stop-when-idle`.
+//! record is lost; so does `--stop-when-idle` (every worker idle that long).
+//! On a stop every worker stops polling its RX queues, then drains its
+//! incoming rings until every worker has stopped polling, then finishes
+//! (`Worker::finish`); the exporter then delivers everything.
 
-use crate::attrib::Attribution;
+use crate::attrib::{symmetric_hash, Attribution};
 use crate::dpdk::{
-    Burst, DpdkError, Eal, Mempool, Port, PortConfig, PortId, QueueId, RxTimestamp, BURST_SIZE,
+    Burst, DpdkError, Eal, Mempool, Packet, Port, PortConfig, PortId, PortInfo, QueueId,
+    RxTimestamp, BURST_SIZE,
 };
 use crate::export::{run_store_exporter, Clock, Delivered};
 use crate::flow::FlowTable;
@@ -24,13 +78,15 @@ use crate::policy::{CompiledPolicy, Policy, PolicyCounters};
 use crate::replay::TABLES_PER_WORKER;
 use crate::wire::{self, LinkType, PacketMeta, ParseError};
 use crate::worker::{Handoff, Seen, Worker, WorkerCounters, NO_ENI};
+use crossbeam::queue::ArrayQueue;
 use exporter::config::Config;
 use exporter::merge::{FlowLogStats, Plan};
 use exporter::record::Action;
 use exporter::store::{Compress, LocalStore, StoreFormat};
+use std::cell::Cell;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// What `flowlogd run` was asked to do.
@@ -46,9 +102,11 @@ pub struct RunOptions {
     pub uplink: Option<u16>,
     /// Stop once every port has been idle this long.
     pub stop_when_idle: Option<Duration>,
-    /// Flow-table capacity.
+    /// Worker threads (1 to 64).
+    pub workers: usize,
+    /// Flow-table capacity per worker.
     pub flows_per_core: usize,
-    /// Connection-table capacity.
+    /// Connection-table capacity per worker.
     pub conns_per_core: usize,
     /// Mbufs in the packet pool (`net_pcap` with `infinite_rx=1` needs one
     /// per packet of its capture).
@@ -82,13 +140,24 @@ pub struct RunSummary {
     pub unmatched: u64,
     /// Frames that are not IPv4/IPv6.
     pub not_ip: u64,
+    /// Packets a worker could not hand to the worker owning their
+    /// connection (its ring was full), freed.
+    pub handoff_dropped: u64,
+    /// Packets handed from the worker that received them to the one owning
+    /// their connection.
+    pub handed_off: u64,
+    /// Worker threads.
+    pub workers: usize,
+    /// Whether the ports spread connections over the workers by symmetric
+    /// RSS (else by handoff; always false with one worker).
+    pub rss: bool,
     /// Per port: (name, received, forwarded out of it).
     pub ports: Vec<(String, u64, u64)>,
     /// Per active flow log: its id and what was delivered.
     pub flow_logs: Vec<(String, FlowLogStats)>,
-    /// The worker's counters.
+    /// The workers' counters, summed.
     pub worker: WorkerCounters,
-    /// The policy's counters.
+    /// The policies' counters, summed.
     pub policy: PolicyCounters,
     /// Delivery errors.
     pub errors: Vec<String>,
@@ -129,9 +198,142 @@ fn wall_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// Most entries of one handoff ring (it is sized to the mbuf pool, so with
+/// one pool it cannot fill before the pool empties; this caps its memory).
+const HANDOFF_RING_MAX: usize = 1 << 16;
+
+/// The packets' clock, as the first packet any worker saw decided it.
+const CLOCK_UNKNOWN: u8 = 0;
+const CLOCK_PACKETS: u8 = 1;
+const CLOCK_WALL: u8 = 2;
+
+/// What the workers share (read-only but for the atomics, the rings and the
+/// TX locks).
+struct Shared<'a, 'p> {
+    opts: &'a RunOptions,
+    ports: &'a [Port<'p>],
+    /// Workers.
+    n: usize,
+    /// Per worker: the (port, RX queue) pairs it polls.
+    polls: Vec<Vec<(usize, QueueId)>>,
+    /// Per port: its TX queues.
+    txq: Vec<u16>,
+    /// Per port, per TX queue: taken around `tx_burst` when workers share
+    /// the queue.
+    tx_locks: Vec<Vec<Mutex<()>>>,
+    /// Connections belong to `symmetric_hash % n` (the handoff path), not to
+    /// whoever received them (the RSS path).
+    by_hash: bool,
+    /// `rings[from * n + to]`: packets (and their time, ns) handed from
+    /// worker `from` to worker `to`; one producer, one consumer.
+    rings: Vec<Option<ArrayQueue<(Packet, u64)>>>,
+    /// Per worker: what it shares with the exporter.
+    handoffs: &'a [Arc<Handoff>],
+    /// Slice length, seconds.
+    slice: u64,
+    attribution: &'a Attribution,
+    eni_port: &'a [u16],
+    uplink: u16,
+    ts: Option<RxTimestamp>,
+    clock: &'a Clock,
+    /// The first packet time (ns) any worker saw; `u64::MAX` until then.
+    first_ns: AtomicU64,
+    /// Per worker: its clock (ns), stored after the packets it handed off
+    /// up to that time were pushed.
+    pub_ns: Vec<AtomicU64>,
+    /// CLOCK_UNKNOWN, CLOCK_PACKETS or CLOCK_WALL.
+    mode: AtomicU8,
+    started: Instant,
+    /// Nanoseconds after `started` of the last RX burst on any worker.
+    last_rx: AtomicU64,
+    /// Set once a stop was asked (signal or idle); every worker then stops
+    /// polling its RX queues.
+    halt: AtomicBool,
+    /// Workers that stopped polling their RX queues.
+    rx_stopped: AtomicUsize,
+}
+
+impl Shared<'_, '_> {
+    fn ring(&self, from: usize, to: usize) -> Option<&ArrayQueue<(Packet, u64)>> {
+        self.rings[from * self.n + to].as_ref()
+    }
+
+    /// Sends `ob` on port `d` from worker `w`; returns the packets sent (the
+    /// rest stay in `ob`).
+    fn send(&self, w: usize, d: usize, ob: &mut Burst) -> usize {
+        let q = w % usize::from(self.txq[d]);
+        if usize::from(self.txq[d]) < self.n {
+            let _g = self.tx_locks[d][q]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            self.ports[d].tx_burst(QueueId(q as u16), ob)
+        } else {
+            self.ports[d].tx_burst(QueueId(q as u16), ob)
+        }
+    }
+
+    /// Before worker `w` moves from `cur` (its slice, if started) into the
+    /// slice of `secs`: waits until its rotation will find a free table, as
+    /// replay's dispatcher does (the RX queues then fill, as a NIC's ring
+    /// does when a core is busy), so a slow exporter never makes it skip.
+    ///
+    /// Only on the packets' own clock (a capture played through `net_pcap`,
+    /// where a minute of traffic passes in milliseconds). On the wall clock
+    /// (a live vSwitch) a worker never waits for the exporter: a rotation
+    /// that finds no free table counts its packets as skipped (SKIPDATA).
+    fn pace(&self, w: usize, cur: &mut Option<u64>, secs: u64) {
+        let slice = secs - secs % self.slice.max(1);
+        match *cur {
+            Some(c) if slice > c => {
+                while self.mode.load(Ordering::Acquire) == CLOCK_PACKETS
+                    && self.handoffs[w].free.is_empty()
+                    && !self.opts.stop.load(Ordering::Relaxed)
+                {
+                    std::thread::yield_now();
+                }
+                *cur = Some(slice);
+            }
+            Some(_) => {}
+            None => *cur = Some(slice),
+        }
+    }
+
+    fn since_start_ns(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+}
+
+/// One worker's share of the summary.
+struct WorkerRun {
+    sum: RunSummary,
+    per_port: Vec<(u64, u64)>,
+    now_ns: u64,
+    /// The slice the worker is in (as far as pacing knows).
+    slice: Option<u64>,
+    first_rx: Option<Instant>,
+    last_rx: Option<Instant>,
+}
+
+/// The worker's scratch space for one burst.
+struct Scratch {
+    rx: Burst,
+    out: Vec<Burst>,
+    seen: [Seen; BURST_SIZE],
+    seen_of: [usize; BURST_SIZE],
+    verdicts: [Action; BURST_SIZE],
+    ns: [u64; BURST_SIZE],
+    kept_ns: [u64; BURST_SIZE],
+    owner: [usize; BURST_SIZE],
+    meta: PacketMeta,
+}
+
 /// Runs the host until stopped.
 pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let cfg = &opts.config;
+    let n = opts.workers;
+    if n == 0 || n > 64 {
+        return Err(RunError::Setup(format!("--workers {n}: must be 1 to 64")));
+    }
     let mut args = vec!["flowlogd".to_string()];
     args.extend(opts.eal_args.iter().cloned());
     let eal = Eal::init(&args)?;
@@ -166,19 +368,84 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             RunError::Setup("every port is an ENI's; give --uplink PORT or one more device".into())
         })?,
     };
-    let pool = Mempool::new("flowlogd_pool", opts.mbufs.max(4095), 256, -1)?;
-    let pcfg = PortConfig {
+
+    // Queues per port, and which path keeps a connection on one worker (see
+    // the module documentation).
+    let infos: Vec<PortInfo> = (0..nports)
+        .map(|p| Port::info(PortId(p)))
+        .collect::<Result<_, _>>()?;
+    let rss = n > 1
+        && infos.iter().all(|i| {
+            i.has_rss() && usize::from(i.max_rx_queues) >= n && usize::from(i.max_tx_queues) >= n
+        });
+    let by_hash = n > 1 && !rss;
+    let n16 = n as u16;
+    let rxq: Vec<u16> = infos
+        .iter()
+        .map(|i| i.max_rx_queues.clamp(1, n16))
+        .collect();
+    let txq: Vec<u16> = infos
+        .iter()
+        .map(|i| i.max_tx_queues.clamp(1, n16))
+        .collect();
+    let base = PortConfig {
         rx_timestamp: true,
         ..PortConfig::default()
     };
+    let rx_descs: u32 = rxq
+        .iter()
+        .map(|&q| u32::from(q) * u32::from(base.rx_desc))
+        .sum();
+    let pool_size = opts.mbufs.max(4095).max(rx_descs + 4095);
+    let pool = Mempool::new("flowlogd_pool", pool_size, 256, -1)?;
     let mut ports = Vec::new();
     for p in 0..nports {
+        let pi = usize::from(p);
+        let pcfg = PortConfig {
+            rx_queues: rxq[pi],
+            tx_queues: txq[pi],
+            rss: rxq[pi] > 1 && infos[pi].has_rss(),
+            ..base
+        };
         ports.push(Port::start(PortId(p), &pcfg, &pool)?);
+    }
+    for (p, i) in infos.iter().enumerate() {
+        tracing::info!(
+            "port {p} ({}): {} RX / {} TX queue(s), {}",
+            i.driver,
+            rxq[p],
+            txq[p],
+            if rss {
+                "symmetric RSS"
+            } else if by_hash {
+                "handoff by symmetric hash"
+            } else {
+                "one worker"
+            }
+        );
     }
     let names: Vec<String> = (0..nports)
         .map(|p| Port::name(PortId(p)).unwrap_or_else(|_| format!("port{p}")))
         .collect();
     let ts = RxTimestamp::register().ok();
+
+    // Who polls what: queue q of port p by worker q when the port has a
+    // queue per worker, else by worker (p + q) % n.
+    let mut polls: Vec<Vec<(usize, QueueId)>> = vec![Vec::new(); n];
+    for (p, &nq) in rxq.iter().enumerate() {
+        for q in 0..usize::from(nq) {
+            let w = if usize::from(nq) == n { q } else { (p + q) % n };
+            polls[w].push((p, QueueId(q as u16)));
+        }
+    }
+    let ring_cap = (pool_size as usize).min(HANDOFF_RING_MAX);
+    let rings = (0..n * n)
+        .map(|k| (by_hash && k / n != k % n).then(|| ArrayQueue::new(ring_cap)))
+        .collect();
+    let tx_locks = txq
+        .iter()
+        .map(|&q| (0..q).map(|_| Mutex::new(())).collect())
+        .collect();
 
     let plan = Plan::from_config(cfg);
     let slice = plan.slice_secs();
@@ -186,173 +453,134 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let compiled = Arc::new(CompiledPolicy::from_config(cfg));
     let store = LocalStore::new(opts.out.clone(), opts.format, opts.compress, &cfg.host);
     let enis = cfg.enis.len();
-    let pool_tables = (0..TABLES_PER_WORKER)
-        .map(|_| Box::new(FlowTable::new(opts.flows_per_core, enis)))
-        .collect();
-    let (handoff, active) = Handoff::new(pool_tables, 1 << 16);
-    let handoffs = [handoff.clone()];
+    let mut handoffs: Vec<Arc<Handoff>> = Vec::new();
+    let mut actives = Vec::new();
+    for _ in 0..n {
+        let pool_tables = (0..TABLES_PER_WORKER)
+            .map(|_| Box::new(FlowTable::new(opts.flows_per_core, enis)))
+            .collect();
+        let (h, active) = Handoff::new(pool_tables, 1 << 16);
+        handoffs.push(h);
+        actives.push(active);
+    }
     let clock = Clock::default();
     let started = Instant::now();
-    let mut sum = RunSummary::default();
+    let shared = Shared {
+        opts,
+        ports: &ports,
+        n,
+        polls,
+        txq,
+        tx_locks,
+        by_hash,
+        rings,
+        handoffs: &handoffs,
+        slice,
+        attribution: &attribution,
+        eni_port: &eni_port,
+        uplink,
+        ts,
+        clock: &clock,
+        first_ns: AtomicU64::new(u64::MAX),
+        pub_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        mode: AtomicU8::new(CLOCK_UNKNOWN),
+        started,
+        last_rx: AtomicU64::new(0),
+        halt: AtomicBool::new(false),
+        rx_stopped: AtomicUsize::new(0),
+    };
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
 
-    let delivered: Delivered = std::thread::scope(|s| {
+    let (runs, delivered): (Vec<WorkerRun>, Delivered) = std::thread::scope(|s| {
+        // Not pinned (see the module documentation).
         let exporter = {
             let (handoffs, clock, store) = (&handoffs, &clock, &store);
             std::thread::Builder::new()
                 .name("flowlog-exporter".into())
-                .spawn_scoped(s, move || run_store_exporter(plan, handoffs, clock, store))
+                .spawn_scoped(s, move || {
+                    if !crate::dpdk::unpin_current_thread() {
+                        tracing::warn!("the exporter could not leave the main lcore's core");
+                    }
+                    run_store_exporter(plan, handoffs, clock, store)
+                })
                 .expect("spawn exporter")
         };
-        let mut worker = Worker::new(
-            active,
-            handoff.clone(),
-            slice,
-            enis,
-            Policy::new(compiled, opts.conns_per_core),
-        );
-        let mut rx = Burst::new();
-        let mut out: Vec<Burst> = (0..nports).map(|_| Burst::new()).collect();
-        let mut seen = [Seen::default(); BURST_SIZE];
-        let mut seen_of = [usize::MAX; BURST_SIZE];
-        let mut meta = PacketMeta::default();
-        let mut per_port = vec![(0u64, 0u64); usize::from(nports)];
-        let mut now_ns = 0u64;
-        let mut started_clock = false;
-        let mut last_rx = Instant::now();
-        let mut first_rx: Option<Instant> = None;
-        let mut packet_clock = false;
-        loop {
-            if opts.stop.load(Ordering::Relaxed) {
-                break;
-            }
-            let mut got = 0;
-            for (pi, port) in ports.iter().enumerate() {
-                let n = port.rx_burst(QueueId(0), &mut rx);
-                if n == 0 {
-                    continue;
-                }
-                got += n;
-                sum.received += n as u64;
-                per_port[pi].0 += n as u64;
-                let wall = wall_ns();
-                let mut k = 0;
-                for (i, slot) in seen_of.iter_mut().enumerate().take(n) {
-                    let t = match ts.as_ref().and_then(|t| rx.rx_timestamp(i, t)) {
-                        Some(us) => {
-                            packet_clock = true;
-                            us * 1000
-                        }
-                        None => wall,
-                    };
-                    now_ns = now_ns.max(t);
-                    let secs = now_ns / 1_000_000_000;
-                    if !started_clock {
-                        clock.first.store(secs, Ordering::Release);
-                        started_clock = true;
-                    }
-                    *slot = usize::MAX;
-                    match wire::parse(LinkType::Ethernet, rx.data(i), rx.pkt_len(i), &mut meta) {
-                        Err(ParseError::NotIp) => sum.not_ip += 1,
-                        Err(ParseError::Malformed(_)) => sum.malformed += 1,
-                        Ok(()) => {
-                            let (out_eni, in_eni) = attribution.attribute(true, &meta);
-                            if out_eni == NO_ENI && in_eni == NO_ENI {
-                                sum.unmatched += 1;
-                            } else {
-                                seen[k] = Seen {
-                                    meta,
-                                    secs,
-                                    ns: now_ns,
-                                    out_eni,
-                                    in_eni,
-                                    host_verdict: None,
-                                };
-                                *slot = k;
-                                k += 1;
+        let mut threads = Vec::new();
+        for (w, active) in actives.into_iter().enumerate() {
+            let worker = Worker::new(
+                active,
+                handoffs[w].clone(),
+                slice,
+                enis,
+                Policy::new(compiled.clone(), opts.conns_per_core),
+            );
+            let core = (!cores.is_empty()).then(|| cores[w % cores.len()]);
+            let shared = &shared;
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("flowlog-worker-{w}"))
+                    .spawn_scoped(s, move || {
+                        if let Some(c) = core {
+                            if !core_affinity::set_for_current(c) {
+                                tracing::warn!("worker {w}: could not pin to core {}", c.id);
                             }
                         }
-                    }
-                }
-                // (The worker moves its clock packet by packet.)
-                worker.process(&seen[..k]);
-                let verdicts = worker.verdicts();
-                // Forward by destination MAC, in order; drop what the policy
-                // rejected.
-                let (mut acc, mut rej, mut fwd, mut failed) = (0u64, 0u64, 0u64, 0u64);
-                rx.route(
-                    &mut out,
-                    |i, d| {
-                        if seen_of[i] != usize::MAX {
-                            if verdicts[seen_of[i]] == Action::Reject {
-                                rej += 1;
-                                return None;
-                            }
-                            acc += 1;
-                        }
-                        let dst = if d.len() >= 6 && d[0] & 1 == 0 {
-                            let mac: [u8; 6] = d[..6].try_into().expect("6 bytes");
-                            attribution
-                                .eni_of_mac(&mac)
-                                .map_or(u16::MAX, |e| eni_port[usize::from(e)])
-                        } else {
-                            u16::MAX
-                        };
-                        Some(usize::from(if dst == u16::MAX { uplink } else { dst }))
-                    },
-                    |d, ob| {
-                        let sent = ports[d].tx_burst(QueueId(0), ob);
-                        fwd += sent as u64;
-                        per_port[d].1 += sent as u64;
-                        failed += ob.len() as u64;
-                        ob.clear();
-                    },
-                );
-                sum.accepted += acc;
-                sum.rejected += rej;
-                sum.dropped += rej;
-                sum.forwarded += fwd;
-                sum.tx_failed += failed;
-                for (d, ob) in out.iter_mut().enumerate() {
-                    if !ob.is_empty() {
-                        let sent = ports[d].tx_burst(QueueId(0), ob);
-                        sum.forwarded += sent as u64;
-                        per_port[d].1 += sent as u64;
-                        sum.tx_failed += ob.len() as u64;
-                        ob.clear();
-                    }
-                }
-            }
-            if got > 0 {
-                last_rx = Instant::now();
-                first_rx.get_or_insert(last_rx);
-            } else {
-                if !packet_clock {
-                    // Idle workers rotate too: the wall clock moves on.
-                    now_ns = now_ns.max(wall_ns());
-                    if started_clock {
-                        worker.advance(now_ns / 1_000_000_000);
-                    }
-                }
-                if opts.stop_when_idle.is_some_and(|d| last_rx.elapsed() >= d) {
-                    break;
-                }
-                std::hint::spin_loop();
-            }
+                        work(shared, w, worker)
+                    })
+                    .expect("spawn worker"),
+            );
         }
-        clock.last.store(now_ns / 1_000_000_000, Ordering::Release);
-        let (wc, p) = worker.finish();
-        sum.worker = wc;
-        sum.policy = p.counters;
-        sum.packet_clock = packet_clock;
-        sum.rx_secs = first_rx.map_or(0.0, |f| last_rx.duration_since(f).as_secs_f64());
-        for (pi, (r, f)) in per_port.iter().enumerate() {
-            sum.ports.push((names[pi].clone(), *r, *f));
-        }
-        exporter.join().expect("exporter thread")
+        let runs: Vec<WorkerRun> = threads
+            .into_iter()
+            .map(|t| t.join().expect("worker thread"))
+            .collect();
+        (runs, exporter.join().expect("exporter thread"))
     });
+    drop(shared);
     drop(ports);
     drop(pool);
     drop(eal);
+
+    let mut sum = RunSummary {
+        workers: n,
+        rss,
+        ..RunSummary::default()
+    };
+    let mut per_port = vec![(0u64, 0u64); usize::from(nports)];
+    let (mut first_rx, mut last_rx): (Option<Instant>, Option<Instant>) = (None, None);
+    for r in &runs {
+        let w = &r.sum;
+        sum.received += w.received;
+        sum.forwarded += w.forwarded;
+        sum.dropped += w.dropped;
+        sum.tx_failed += w.tx_failed;
+        sum.accepted += w.accepted;
+        sum.rejected += w.rejected;
+        sum.malformed += w.malformed;
+        sum.unmatched += w.unmatched;
+        sum.not_ip += w.not_ip;
+        sum.handoff_dropped += w.handoff_dropped;
+        sum.handed_off += w.handed_off;
+        sum.packet_clock |= w.packet_clock;
+        add_counters(&mut sum.worker, &w.worker);
+        add_policy(&mut sum.policy, &w.policy);
+        for (t, x) in per_port.iter_mut().zip(&r.per_port) {
+            t.0 += x.0;
+            t.1 += x.1;
+        }
+        first_rx = match (first_rx, r.first_rx) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        last_rx = last_rx.max(r.last_rx);
+    }
+    sum.rx_secs = match (first_rx, last_rx) {
+        (Some(f), Some(l)) => l.duration_since(f).as_secs_f64(),
+        _ => 0.0,
+    };
+    for (pi, (r, f)) in per_port.iter().enumerate() {
+        sum.ports.push((names[pi].clone(), *r, *f));
+    }
     sum.flow_logs = cfg
         .flow_logs
         .iter()
@@ -363,4 +591,352 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     sum.errors = delivered.errors;
     sum.elapsed = started.elapsed();
     Ok(sum)
+}
+
+fn add_counters(sum: &mut WorkerCounters, c: &WorkerCounters) {
+    sum.packets += c.packets;
+    sum.observations += c.observations;
+    sum.rejected += c.rejected;
+    sum.evictions += c.evictions;
+    sum.skipped += c.skipped;
+    sum.rotations += c.rotations;
+    sum.no_free_table += c.no_free_table;
+    sum.high_water = sum.high_water.max(c.high_water);
+}
+
+fn add_policy(sum: &mut PolicyCounters, c: &PolicyCounters) {
+    sum.rule_lookups += c.rule_lookups;
+    sum.tracked += c.tracked;
+    sum.opened += c.opened;
+    sum.conn_table_full += c.conn_table_full;
+    sum.expired += c.expired;
+    sum.nacl_drops += c.nacl_drops;
+    sum.sg_drops += c.sg_drops;
+}
+
+/// One worker: polls its RX queues and its incoming rings until stopped,
+/// then finishes its worker (the exporter gets its last table).
+fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>) -> WorkerRun {
+    let nports = sh.ports.len();
+    let mut r = WorkerRun {
+        sum: RunSummary::default(),
+        per_port: vec![(0, 0); nports],
+        now_ns: 0,
+        slice: None,
+        first_rx: None,
+        last_rx: None,
+    };
+    let mut x = Scratch {
+        rx: Burst::new(),
+        out: (0..nports).map(|_| Burst::new()).collect(),
+        seen: [Seen::default(); BURST_SIZE],
+        seen_of: [usize::MAX; BURST_SIZE],
+        verdicts: [Action::Accept; BURST_SIZE],
+        ns: [0; BURST_SIZE],
+        kept_ns: [0; BURST_SIZE],
+        owner: [w; BURST_SIZE],
+        meta: PacketMeta::default(),
+    };
+    let mut started_clock = false;
+    let mut halted = false;
+    loop {
+        if !halted && (sh.opts.stop.load(Ordering::Relaxed) || sh.halt.load(Ordering::Acquire)) {
+            halted = true;
+            sh.halt.store(true, Ordering::Release);
+            // After every handoff push of this worker.
+            sh.rx_stopped.fetch_add(1, Ordering::AcqRel);
+        }
+        let all_stopped = halted && sh.rx_stopped.load(Ordering::Acquire) == sh.n;
+        let mut got = 0;
+        if !halted {
+            for &(pi, q) in &sh.polls[w] {
+                let n = sh.ports[pi].rx_burst(q, &mut x.rx);
+                if n == 0 {
+                    continue;
+                }
+                got += n;
+                r.sum.received += n as u64;
+                r.per_port[pi].0 += n as u64;
+                // The packets' times, on this worker's monotone clock.
+                let wall = wall_ns();
+                for i in 0..n {
+                    let t = match sh.ts.as_ref().and_then(|t| x.rx.rx_timestamp(i, t)) {
+                        Some(us) => {
+                            r.sum.packet_clock = true;
+                            us * 1000
+                        }
+                        None => wall,
+                    };
+                    if !started_clock {
+                        started_clock = true;
+                        start_clock(sh, &mut r.now_ns, t, r.sum.packet_clock);
+                    }
+                    r.now_ns = r.now_ns.max(t);
+                    x.ns[i] = r.now_ns;
+                }
+                if sh.by_hash {
+                    hand_off(sh, w, &mut x, &mut r.sum);
+                } else {
+                    x.kept_ns[..n].copy_from_slice(&x.ns[..n]);
+                }
+                handle(sh, w, &mut worker, &mut x, &mut r);
+                // Everything handed off up to now_ns is pushed.
+                sh.pub_ns[w].store(r.now_ns, Ordering::Release);
+            }
+            if got > 0 {
+                let now = Instant::now();
+                r.first_rx.get_or_insert(now);
+                r.last_rx = Some(now);
+                sh.last_rx.fetch_max(sh.since_start_ns(), Ordering::Relaxed);
+            }
+        }
+        // Packets other workers handed to this one.
+        let mut handed = 0;
+        if sh.by_hash {
+            for from in 0..sh.n {
+                let Some(ring) = sh.ring(from, w) else {
+                    continue;
+                };
+                let mut k = 0;
+                while k < BURST_SIZE {
+                    let Some((p, ns)) = ring.pop() else { break };
+                    if !started_clock {
+                        started_clock = true;
+                        start_clock(sh, &mut r.now_ns, ns, false);
+                    }
+                    r.now_ns = r.now_ns.max(ns);
+                    x.kept_ns[k] = r.now_ns;
+                    if x.rx.push(p).is_err() {
+                        unreachable!("at most BURST_SIZE packets");
+                    }
+                    k += 1;
+                }
+                if k > 0 {
+                    handed += k;
+                    handle(sh, w, &mut worker, &mut x, &mut r);
+                }
+            }
+        }
+        if all_stopped && handed == 0 {
+            break;
+        }
+        if got == 0 && handed == 0 {
+            // Idle: move the clock on (see the module documentation). The
+            // published times are read before the rings are checked empty.
+            let mode = sh.mode.load(Ordering::Acquire);
+            if mode != CLOCK_UNKNOWN {
+                let mut t = sh
+                    .pub_ns
+                    .iter()
+                    .map(|p| p.load(Ordering::Acquire))
+                    .max()
+                    .unwrap_or(0);
+                if mode == CLOCK_WALL {
+                    t = t.max(wall_ns());
+                }
+                let empty = (0..sh.n).all(|from| sh.ring(from, w).is_none_or(|q| q.is_empty()));
+                if empty && t > r.now_ns {
+                    r.now_ns = t;
+                    sh.pace(w, &mut r.slice, t / 1_000_000_000);
+                    worker.advance(t / 1_000_000_000);
+                }
+            }
+            if !halted {
+                if let Some(d) = sh.opts.stop_when_idle {
+                    let last = sh.last_rx.load(Ordering::Relaxed);
+                    if sh.since_start_ns().saturating_sub(last) >= d.as_nanos() as u64 {
+                        sh.halt.store(true, Ordering::Release);
+                    }
+                }
+            }
+            std::hint::spin_loop();
+        }
+    }
+    sh.clock
+        .last
+        .fetch_max(r.now_ns / 1_000_000_000, Ordering::AcqRel);
+    let (wc, p) = worker.finish();
+    r.sum.worker = wc;
+    r.sum.policy = p.counters;
+    r
+}
+
+/// The first packet this worker sees: the first worker to see one sets the
+/// exporter's `first` (and the clock's kind); the others start their clock
+/// no earlier.
+fn start_clock(sh: &Shared<'_, '_>, now_ns: &mut u64, t: u64, packet_clock: bool) {
+    let first = match sh
+        .first_ns
+        .compare_exchange(u64::MAX, t, Ordering::AcqRel, Ordering::Acquire)
+    {
+        Ok(_) => t,
+        Err(f) => f,
+    };
+    // Every worker stores the same value: it is set before any of them
+    // retires a table.
+    sh.clock
+        .first
+        .fetch_min(first / 1_000_000_000, Ordering::AcqRel);
+    let mode = if packet_clock {
+        CLOCK_PACKETS
+    } else {
+        CLOCK_WALL
+    };
+    let _ = sh
+        .mode
+        .compare_exchange(CLOCK_UNKNOWN, mode, Ordering::AcqRel, Ordering::Acquire);
+    *now_ns = (*now_ns).max(first);
+}
+
+/// Takes the packets of `x.rx` another worker owns out of it, onto that
+/// worker's ring; the rest stay, with their times in `x.kept_ns`.
+fn hand_off(sh: &Shared<'_, '_>, w: usize, x: &mut Scratch, sum: &mut RunSummary) {
+    let n = x.rx.len();
+    for i in 0..n {
+        x.owner[i] = w;
+        if let Ok(()) = wire::parse(
+            LinkType::Ethernet,
+            x.rx.data(i),
+            x.rx.pkt_len(i),
+            &mut x.meta,
+        ) {
+            let (o, e) = sh.attribution.attribute(true, &x.meta);
+            if o != NO_ENI || e != NO_ENI {
+                x.owner[i] = (symmetric_hash(&x.meta) % sh.n as u64) as usize;
+            }
+        }
+    }
+    let (owner, ns, kept_ns) = (&x.owner, &x.ns, &mut x.kept_ns);
+    let cur = Cell::new((0usize, 0u64));
+    let mut kept = 0;
+    let (mut handed, mut dropped) = (0u64, 0u64);
+    x.rx.extract(
+        |i| {
+            if owner[i] == w {
+                kept_ns[kept] = ns[i];
+                kept += 1;
+                false
+            } else {
+                cur.set((owner[i], ns[i]));
+                true
+            }
+        },
+        |p| {
+            let (to, t) = cur.get();
+            match sh.ring(w, to).map(|q| q.push((p, t))) {
+                Some(Ok(())) => handed += 1,
+                // A full ring: the packet is freed (dropped).
+                _ => dropped += 1,
+            }
+        },
+    );
+    sum.handed_off += handed;
+    sum.handoff_dropped += dropped;
+}
+
+/// Parses, attributes, records and forwards the packets of `x.rx` (their
+/// times in `x.kept_ns`); leaves `x.rx` empty.
+fn handle(
+    sh: &Shared<'_, '_>,
+    w: usize,
+    worker: &mut Worker<Policy>,
+    x: &mut Scratch,
+    r: &mut WorkerRun,
+) {
+    let sum = &mut r.sum;
+    let n = x.rx.len();
+    let mut k = 0;
+    for i in 0..n {
+        let ns = x.kept_ns[i];
+        x.seen_of[i] = usize::MAX;
+        match wire::parse(
+            LinkType::Ethernet,
+            x.rx.data(i),
+            x.rx.pkt_len(i),
+            &mut x.meta,
+        ) {
+            Err(ParseError::NotIp) => sum.not_ip += 1,
+            Err(ParseError::Malformed(_)) => sum.malformed += 1,
+            Ok(()) => {
+                let (out_eni, in_eni) = sh.attribution.attribute(true, &x.meta);
+                if out_eni == NO_ENI && in_eni == NO_ENI {
+                    sum.unmatched += 1;
+                } else {
+                    x.seen[k] = Seen {
+                        meta: x.meta,
+                        secs: ns / 1_000_000_000,
+                        ns,
+                        out_eni,
+                        in_eni,
+                        host_verdict: None,
+                    };
+                    x.seen_of[i] = k;
+                    k += 1;
+                }
+            }
+        }
+    }
+    // The worker moves its clock packet by packet; it is given the packets
+    // one slice at a time, paced (see `Shared::pace`).
+    let mut from = 0;
+    while from < k {
+        let slice_of = |s: &Seen| s.secs - s.secs % sh.slice.max(1);
+        let first = slice_of(&x.seen[from]);
+        let to = from
+            + x.seen[from..k]
+                .iter()
+                .position(|s| slice_of(s) != first)
+                .unwrap_or(k - from);
+        sh.pace(w, &mut r.slice, x.seen[to - 1].secs);
+        worker.process(&x.seen[from..to]);
+        x.verdicts[from..to].copy_from_slice(worker.verdicts());
+        from = to;
+    }
+    let verdicts = &x.verdicts;
+    // Forward by destination MAC, in order; drop what the policy rejected.
+    let (mut acc, mut rej, mut fwd, mut failed) = (0u64, 0u64, 0u64, 0u64);
+    let seen_of = &x.seen_of;
+    let per_port = &mut r.per_port;
+    x.rx.route(
+        &mut x.out,
+        |i, d| {
+            if seen_of[i] != usize::MAX {
+                if verdicts[seen_of[i]] == Action::Reject {
+                    rej += 1;
+                    return None;
+                }
+                acc += 1;
+            }
+            let dst = if d.len() >= 6 && d[0] & 1 == 0 {
+                let mac: [u8; 6] = d[..6].try_into().expect("6 bytes");
+                sh.attribution
+                    .eni_of_mac(&mac)
+                    .map_or(u16::MAX, |e| sh.eni_port[usize::from(e)])
+            } else {
+                u16::MAX
+            };
+            Some(usize::from(if dst == u16::MAX { sh.uplink } else { dst }))
+        },
+        |d, ob| {
+            let sent = sh.send(w, d, ob);
+            fwd += sent as u64;
+            per_port[d].1 += sent as u64;
+            failed += ob.len() as u64;
+            ob.clear();
+        },
+    );
+    sum.accepted += acc;
+    sum.rejected += rej;
+    sum.dropped += rej;
+    sum.forwarded += fwd;
+    sum.tx_failed += failed;
+    for (d, ob) in x.out.iter_mut().enumerate() {
+        if !ob.is_empty() {
+            let sent = sh.send(w, d, ob);
+            sum.forwarded += sent as u64;
+            per_port[d].1 += sent as u64;
+            sum.tx_failed += ob.len() as u64;
+            ob.clear();
+        }
+    }
 }

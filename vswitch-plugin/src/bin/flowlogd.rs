@@ -75,6 +75,12 @@ struct RunArgs {
     /// Stop, in order, once every port has been idle this many seconds.
     #[arg(long)]
     stop_when_idle: Option<f64>,
+    /// Worker threads (1 to 64), each pinned to a core (worker i to core
+    /// i % cores) with its own RX queues; both directions of a connection
+    /// meet on one worker (symmetric RSS where every port has it, else a
+    /// handoff between workers).
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
     /// Flow-table capacity per worker.
     #[arg(long, default_value_t = 1 << 18)]
     flows_per_core: usize,
@@ -204,6 +210,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         eal_args: a.eal.clone(),
         uplink: a.uplink,
         stop_when_idle: a.stop_when_idle.map(std::time::Duration::from_secs_f64),
+        workers: a.workers,
         flows_per_core: a.flows_per_core,
         conns_per_core: a.conns_per_core,
         mbufs: a.mbufs,
@@ -233,6 +240,8 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 "conn_table_full": s.policy.conn_table_full, "errors": s.errors,
                 "skipped": s.worker.skipped, "no_free_table": s.worker.no_free_table,
                 "evictions": s.worker.evictions,
+                "workers": s.workers, "rss": s.rss, "handed_off": s.handed_off,
+                "handoff_dropped": s.handoff_dropped,
                 "elapsed_s": s.elapsed.as_secs_f64(), "rx_s": s.rx_secs, "mpps": s.mpps(),
             })
         );
@@ -259,6 +268,18 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 "wall clock"
             }
         );
+        if s.workers > 1 {
+            if s.rss {
+                outln!("  workers: {} (symmetric RSS)", s.workers);
+            } else {
+                outln!(
+                    "  workers: {} (handoff: {} packets handed off, {} dropped on a full ring)",
+                    s.workers,
+                    s.handed_off,
+                    s.handoff_dropped
+                );
+            }
+        }
         for (n, r, f) in &s.ports {
             outln!("  port {n}: received {r}, sent {f}");
         }

@@ -89,3 +89,19 @@ pub fn tsc_hz() -> u64 {
     // SAFETY: reads a value EAL computed at init; no preconditions.
     unsafe { dpdk_sys::rte_get_tsc_hz() }
 }
+
+/// Lets the calling thread run on every CPU the process may use, undoing
+/// the affinity it inherited from an EAL lcore (EAL pins the main thread to
+/// the main lcore, and threads it starts inherit that). Returns whether it
+/// took.
+pub fn unpin_current_thread() -> bool {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for c in 0..libc::CPU_SETSIZE as usize {
+        // SAFETY: c < CPU_SETSIZE, inside the set.
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the
+    // size given. The kernel masks it with the CPUs that exist.
+    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 }
+}

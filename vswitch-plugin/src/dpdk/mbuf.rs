@@ -26,6 +26,25 @@ impl RxTimestamp {
     }
 }
 
+/// One owned mbuf outside a [`Burst`]: what a worker hands another one
+/// (over an SPSC ring) when the packet's connection belongs to it. Freed on
+/// drop.
+#[derive(Debug)]
+pub struct Packet {
+    raw: ptr::NonNull<dpdk_sys::rte_mbuf>,
+}
+
+// SAFETY: the packet exclusively owns its mbuf; an mbuf may be moved to and
+// freed on another thread (DPDK mempools are thread-safe).
+unsafe impl Send for Packet {}
+
+impl Drop for Packet {
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf and nothing else refers to it.
+        unsafe { dpdk_sys::rte_pktmbuf_free(self.raw.as_ptr()) };
+    }
+}
+
 /// Packets per RX/TX burst.
 pub const BURST_SIZE: usize = 32;
 
@@ -136,6 +155,43 @@ impl Burst {
         self.ptrs[i] = self.ptrs[self.len];
         self.ptrs[self.len] = ptr::null_mut();
         true
+    }
+
+    /// Takes out every packet `i` for which `pick(i)` is true (indices as
+    /// before the call), handing each to `sink` as a [`Packet`]; the others
+    /// stay, in their order, at the front. Returns how many were taken.
+    pub fn extract(
+        &mut self,
+        mut pick: impl FnMut(usize) -> bool,
+        mut sink: impl FnMut(Packet),
+    ) -> usize {
+        let mut kept = 0;
+        let n = self.len;
+        for i in 0..n {
+            let m = self.ptrs[i];
+            self.ptrs[i] = ptr::null_mut();
+            if pick(i) {
+                if let Some(raw) = ptr::NonNull::new(m) {
+                    sink(Packet { raw });
+                }
+            } else {
+                self.ptrs[kept] = m;
+                kept += 1;
+            }
+        }
+        self.len = kept;
+        n - kept
+    }
+
+    /// Appends `p` at the end, or gives it back if the burst is full.
+    pub fn push(&mut self, p: Packet) -> Result<(), Packet> {
+        if self.len == BURST_SIZE {
+            return Err(p);
+        }
+        self.ptrs[self.len] = p.raw.as_ptr();
+        self.len += 1;
+        std::mem::forget(p);
+        Ok(())
     }
 
     /// Routes every packet, in order: `route(i, data)` names the burst in

@@ -13,10 +13,10 @@ mod mbuf;
 mod mempool;
 mod port;
 
-pub use eal::{lcore_id, tsc, tsc_hz, Eal, LcoreId};
-pub use mbuf::{Burst, RxTimestamp, BURST_SIZE};
+pub use eal::{lcore_id, tsc, tsc_hz, unpin_current_thread, Eal, LcoreId};
+pub use mbuf::{Burst, Packet, RxTimestamp, BURST_SIZE};
 pub use mempool::Mempool;
-pub use port::{Port, PortConfig, PortId, PortStats, QueueId};
+pub use port::{Port, PortConfig, PortId, PortInfo, PortStats, QueueId};
 
 use std::ffi::CStr;
 

@@ -7,6 +7,57 @@ use std::ffi::{c_char, CStr, CString};
 /// evaluate).
 const RX_OFFLOAD_TIMESTAMP: u64 = 1 << 14;
 
+/// The RSS hash types [`PortConfig::rss`] asks for (the `RTE_ETH_RSS_*`
+/// macros bindgen cannot evaluate): IPv4 (2), fragmented IPv4 (3), IPv4 TCP
+/// (4), IPv4 UDP (5), other IPv4 (7), IPv6 (8), fragmented IPv6 (9), IPv6
+/// TCP (10), IPv6 UDP (11), other IPv6 (13). Masked with what the port offers.
+const RSS_HF: u64 = (1 << 2)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 7)
+    | (1 << 8)
+    | (1 << 9)
+    | (1 << 10)
+    | (1 << 11)
+    | (1 << 13);
+
+/// A symmetric Toeplitz key: `0x6d, 0x5a` repeated. Its 16-bit period makes
+/// the hash of (src, dst, sport, dport) equal that of (dst, src, dport,
+/// sport), for IPv4 and IPv6 alike, so both directions of a connection land
+/// on one RX queue.
+const SYMMETRIC_RSS_KEY_LEN: usize = 52;
+
+fn symmetric_rss_key() -> [u8; SYMMETRIC_RSS_KEY_LEN] {
+    let mut k = [0u8; SYMMETRIC_RSS_KEY_LEN];
+    for (i, b) in k.iter_mut().enumerate() {
+        *b = if i % 2 == 0 { 0x6d } else { 0x5a };
+    }
+    k
+}
+
+/// What a port's driver can do (from `rte_eth_dev_info_get`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortInfo {
+    /// The driver's name (`net_pcap`, `net_ring`, `net_ice`, ...).
+    pub driver: String,
+    /// Most RX queues the port can be configured with.
+    pub max_rx_queues: u16,
+    /// Most TX queues the port can be configured with.
+    pub max_tx_queues: u16,
+    /// RSS hash types the port supports (0: no RSS).
+    pub rss_offloads: u64,
+    /// RSS key length in bytes (0: the driver does not say; 40 is assumed).
+    pub hash_key_size: u8,
+}
+
+impl PortInfo {
+    /// Whether the port can spread packets over RX queues by RSS.
+    pub fn has_rss(&self) -> bool {
+        self.rss_offloads & RSS_HF != 0
+    }
+}
+
 /// A DPDK port id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PortId(pub u16);
@@ -31,6 +82,10 @@ pub struct PortConfig {
     /// Ask for RX timestamps where the driver offers them (`net_pcap` gives
     /// each packet its capture time): see [`super::RxTimestamp`].
     pub rx_timestamp: bool,
+    /// With more than one RX queue, spread packets over them by RSS with a
+    /// symmetric key (both directions of a connection on one queue), where
+    /// the port supports RSS (see [`Port::info`]).
+    pub rss: bool,
 }
 
 impl Default for PortConfig {
@@ -42,6 +97,7 @@ impl Default for PortConfig {
             tx_desc: 1024,
             promiscuous: true,
             rx_timestamp: false,
+            rss: false,
         }
     }
 }
@@ -98,6 +154,36 @@ impl<'p> Port<'p> {
             .into_owned())
     }
 
+    /// What the port's driver can do: queue limits and RSS support.
+    pub fn info(id: PortId) -> Result<PortInfo, DpdkError> {
+        let mut info = dpdk_sys::rte_eth_dev_info::default();
+        // SAFETY: `info` is a valid out-pointer for the call.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_info_get(id.0, &mut info) };
+        check(&format!("rte_eth_dev_info_get(port {})", id.0), rc)?;
+        let driver = if info.driver_name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: a non-NULL driver_name is the driver's static
+            // NUL-terminated name; we copy it at once.
+            unsafe { CStr::from_ptr(info.driver_name) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        Ok(PortInfo {
+            driver,
+            max_rx_queues: info.max_rx_queues,
+            max_tx_queues: info.max_tx_queues,
+            rss_offloads: info.flow_type_rss_offloads,
+            hash_key_size: info.hash_key_size,
+        })
+    }
+
+    /// The most (RX, TX) queues the port can be configured with.
+    pub fn max_queues(id: PortId) -> Result<(u16, u16), DpdkError> {
+        let i = Port::info(id)?;
+        Ok((i.max_rx_queues, i.max_tx_queues))
+    }
+
     /// Configures `id` with `cfg`, sets up its queues over `pool`, and starts it.
     pub fn start(id: PortId, cfg: &PortConfig, pool: &'p Mempool) -> Result<Port<'p>, DpdkError> {
         let op = |what: &str| format!("{what}(port {})", id.0);
@@ -109,16 +195,28 @@ impl<'p> Port<'p> {
             ));
         }
         let mut conf = dpdk_sys::rte_eth_conf::default();
-        if cfg.rx_timestamp {
-            let mut info = dpdk_sys::rte_eth_dev_info::default();
-            // SAFETY: `info` is a valid out-pointer for the call.
-            let rc = unsafe { dpdk_sys::rte_eth_dev_info_get(id.0, &mut info) };
-            if rc == 0 && info.rx_offload_capa & RX_OFFLOAD_TIMESTAMP != 0 {
-                conf.rxmode.offloads |= RX_OFFLOAD_TIMESTAMP;
-            }
+        let mut info = dpdk_sys::rte_eth_dev_info::default();
+        // SAFETY: `info` is a valid out-pointer for the call.
+        let info_rc = unsafe { dpdk_sys::rte_eth_dev_info_get(id.0, &mut info) };
+        if cfg.rx_timestamp && info_rc == 0 && info.rx_offload_capa & RX_OFFLOAD_TIMESTAMP != 0 {
+            conf.rxmode.offloads |= RX_OFFLOAD_TIMESTAMP;
         }
-        // SAFETY: conf is a fully initialised (zeroed) rte_eth_conf, which
-        // DPDK reads during the call only.
+        // Lives until after rte_eth_dev_configure, which copies the key.
+        let mut key = symmetric_rss_key();
+        let hf = info.flow_type_rss_offloads & RSS_HF;
+        if cfg.rss && cfg.rx_queues > 1 && info_rc == 0 && hf != 0 {
+            let len = match usize::from(info.hash_key_size) {
+                0 => 40,
+                n => n.min(SYMMETRIC_RSS_KEY_LEN),
+            };
+            conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+            conf.rx_adv_conf.rss_conf.rss_key_len = len as u8;
+            conf.rx_adv_conf.rss_conf.rss_hf = hf;
+        }
+        // SAFETY: conf is a fully initialised rte_eth_conf (zeroed, then set
+        // above), which DPDK reads during the call only; its RSS key pointer,
+        // if set, points to `key`, alive for the call.
         let rc =
             unsafe { dpdk_sys::rte_eth_dev_configure(id.0, cfg.rx_queues, cfg.tx_queues, &conf) };
         check(&op("rte_eth_dev_configure"), rc)?;
