@@ -105,15 +105,16 @@ impl ConnKey {
     }
 }
 
-/// One slot: the key and the time (Unix ns) of the last accepted packet.
+/// One slot: the key and the time (Unix ns) of the last accepted packet,
+/// aligned to a cache line so a lookup's key compare touches one line.
 #[derive(Clone, Copy, Debug, Default)]
-#[repr(C, align(16))]
+#[repr(C, align(64))]
 pub struct Slot {
     key: ConnKey,
     last: u64,
 }
 
-const _: () = assert!(std::mem::size_of::<Slot>() == 48);
+const _: () = assert!(std::mem::size_of::<Slot>() == 64);
 
 // SAFETY: integers and byte arrays only: all-zero is valid (an unused slot).
 #[allow(unsafe_code)]
@@ -206,14 +207,22 @@ impl ConnTable {
         (b1, b2, ((h >> 56) as u8) | 1)
     }
 
-    /// Brings the tags of `k`'s buckets into the cache, and the first slots
-    /// of its first bucket, where first-fit insertion puts most connections.
+    /// Brings what a lookup of `k` will read into the cache: the tag words
+    /// of its two buckets are small enough to stay in L2, so they are read
+    /// now, and the slot whose tag matches (the one the key compare will
+    /// load) is prefetched.
     #[inline(always)]
     pub fn prefetch(&self, k: &ConnKey) {
-        let (b1, b2, _) = self.place(k.hash());
-        crate::mem::prefetch(&self.tags[b1]);
-        crate::mem::prefetch(&self.tags[b2]);
-        crate::mem::prefetch(&self.slots[b1 * WINDOW]);
+        let (b1, b2, tag) = self.place(k.hash());
+        for b in [b1, b2] {
+            let x = self.tags[b] ^ (LO * u64::from(tag));
+            let m = x.wrapping_sub(LO) & !x & HI;
+            if m != 0 {
+                let i = b * WINDOW + (m.trailing_zeros() / 8) as usize;
+                crate::mem::prefetch(&self.slots[i]);
+                return;
+            }
+        }
     }
 
     /// The slot holding `k` (live or expired), if any.
