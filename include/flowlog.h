@@ -141,7 +141,7 @@ typedef struct flowlog_options {
     uint32_t flows_per_core;
     /**
      * Connection-table capacity per worker, for the stateful security
-     * groups (8 to 2^28). 0: 1048576.
+     * groups (8 to 2^28). 0: 262144.
      */
     uint32_t conns_per_core;
 } flowlog_options;

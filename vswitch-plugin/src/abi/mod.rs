@@ -90,7 +90,7 @@ pub struct flowlog_options {
     /// Flow-table capacity per worker, flows (16 to 2^28). 0: 262144.
     pub flows_per_core: u32,
     /// Connection-table capacity per worker, for the stateful security
-    /// groups (8 to 2^28). 0: 1048576.
+    /// groups (8 to 2^28). 0: 262144.
     pub conns_per_core: u32,
 }
 

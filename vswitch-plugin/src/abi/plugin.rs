@@ -107,7 +107,7 @@ impl Settings {
             root,
             workers: pick(workers, 1),
             flows_per_core: pick(flows, 1 << 18),
-            conns_per_core: pick(conns, 1 << 20),
+            conns_per_core: pick(conns, 1 << 18),
         };
         if s.workers > MAX_WORKERS {
             return Err(AbiError::Arg(format!(
@@ -123,7 +123,7 @@ impl Settings {
         }
         if !(8..=1 << 28).contains(&s.conns_per_core) {
             return Err(AbiError::Arg(format!(
-                "options.conns_per_core {}: must be 8 to 268435456 (0 = 1048576)",
+                "options.conns_per_core {}: must be 8 to 268435456 (0 = 262144)",
                 s.conns_per_core
             )));
         }

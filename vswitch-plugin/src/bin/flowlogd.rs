@@ -85,7 +85,7 @@ struct RunArgs {
     #[arg(long, default_value_t = 1 << 18)]
     flows_per_core: usize,
     /// Connection-table capacity per worker.
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = 1 << 18)]
     conns_per_core: usize,
     /// File format: `json` or `text` (default: the configuration's).
     #[arg(long, value_parser = ["json", "jsonl", "text"])]
@@ -588,7 +588,7 @@ struct ReplayArgs {
     flows_per_core: usize,
     /// Connection-table capacity per worker, for the stateful security
     /// groups (rounded up to a power of two).
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = 1 << 18)]
     conns_per_core: usize,
     /// File format: `json` (JSON Lines) or `text` (default: the
     /// configuration's `log_store_format`).
