@@ -128,19 +128,21 @@ pub fn flowlogd() -> &'static Path {
 }
 
 fn locate_or_build() -> PathBuf {
+    let name = format!("flowlogd{}", std::env::consts::EXE_SUFFIX);
+    build_if_stale(&name, &["--bin", "flowlogd"])
+}
+
+/// `<target>/<profile>/<file>`, rebuilt with `cargo build -p vswitch-plugin
+/// <what>` first if it is missing or older than any source it comes from.
+fn build_if_stale(file: &str, what: &[&str]) -> PathBuf {
     let profile = profile_dir_name();
-    let bin = target_dir()
-        .join(&profile)
-        .join(format!("flowlogd{}", std::env::consts::EXE_SUFFIX));
-    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-    let stale = match built {
-        None => true,
-        Some(t) => newest_source().is_some_and(|s| s > t),
-    };
-    if stale {
+    let out_file = target_dir().join(&profile).join(file);
+    let built = std::fs::metadata(&out_file).and_then(|m| m.modified()).ok();
+    if built.is_none_or(|t| newest_source().is_some_and(|s| s > t)) {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "vswitch-plugin", "--bin", "flowlogd"])
+        cmd.args(["build", "-p", "vswitch-plugin"])
+            .args(what)
             .current_dir(workspace_root())
             .env("CARGO_TARGET_DIR", target_dir());
         match profile.as_str() {
@@ -154,20 +156,21 @@ fn locate_or_build() -> PathBuf {
         }
         let out = cmd
             .output()
-            .unwrap_or_else(|e| panic!("running cargo to build flowlogd: {e}"));
+            .unwrap_or_else(|e| panic!("running cargo to build {file}: {e}"));
         assert!(
             out.status.success(),
-            "`cargo build -p vswitch-plugin --bin flowlogd` failed ({}):\n{}",
+            "`cargo build -p vswitch-plugin {}` failed ({}):\n{}",
+            what.join(" "),
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
     }
     assert!(
-        bin.is_file(),
+        out_file.is_file(),
         "{} does not exist after building it",
-        bin.display()
+        out_file.display()
     );
-    bin
+    out_file
 }
 
 /// Modification time of the newest file `flowlogd` is built from.
@@ -1240,6 +1243,60 @@ pub fn case_names(suite: &str) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------
+// DPDK runs (flowlogd run, the C host)
+
+/// The example configuration (`config/example.json`) without the ENIs'
+/// `port` keys, written to `dir/host.json`: every ENI is then reached
+/// through the uplink.
+pub fn config_without_ports(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(workspace_root().join("config/example.json"))
+        .expect("example configuration");
+    let mut c: Value = serde_json::from_str(&text).expect("json");
+    for e in c["enis"].as_array_mut().expect("enis") {
+        e.as_object_mut().expect("eni").remove("port");
+    }
+    let p = dir.join("host.json");
+    std::fs::write(&p, serde_json::to_string_pretty(&c).expect("json")).expect("write config");
+    p
+}
+
+/// EAL arguments for a test run without hugepages: lcore list `lcores`, a
+/// `--file-prefix` unique to this process, and the virtual devices `vdevs`.
+pub fn eal_args(prefix: &str, lcores: &str, vdevs: &[String]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "--no-huge",
+        "--no-pci",
+        "-m",
+        "512",
+        "-l",
+        lcores,
+        "--no-telemetry",
+        "--log-level",
+        "lib.eal:error",
+        "--file-prefix",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.push(format!("{prefix}-{}", std::process::id()));
+    for v in vdevs {
+        a.push(format!("--vdev={v}"));
+    }
+    a
+}
+
+/// Every file of a log store as (relative path, decoded text), sorted: two
+/// stores are equal when these are.
+pub fn store_texts(root: &Path) -> Vec<(PathBuf, String)> {
+    let mut v: Vec<(PathBuf, String)> = read_store(root)
+        .into_iter()
+        .map(|f| (f.rel, f.text))
+        .collect();
+    v.sort();
+    v
+}
+
+// ---------------------------------------------------------------------------
 // The plugin ABI
 
 /// The plugin's shared library, `<target>/<profile>/libflowlog.so` (next to
@@ -1251,44 +1308,12 @@ pub fn case_names(suite: &str) -> Vec<String> {
 pub fn plugin_lib() -> &'static Path {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
-        let profile = profile_dir_name();
-        let lib = target_dir().join(&profile).join(format!(
+        let name = format!(
             "{}flowlog{}",
             std::env::consts::DLL_PREFIX,
             std::env::consts::DLL_SUFFIX
-        ));
-        let built = std::fs::metadata(&lib).and_then(|m| m.modified()).ok();
-        if built.is_none_or(|t| newest_source().is_some_and(|s| s > t)) {
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let mut cmd = Command::new(cargo);
-            cmd.args(["build", "-p", "vswitch-plugin", "--lib"])
-                .current_dir(workspace_root())
-                .env("CARGO_TARGET_DIR", target_dir());
-            match profile.as_str() {
-                "debug" => {}
-                "release" => {
-                    cmd.arg("--release");
-                }
-                other => {
-                    cmd.args(["--profile", other]);
-                }
-            }
-            let out = cmd
-                .output()
-                .unwrap_or_else(|e| panic!("running cargo to build libflowlog: {e}"));
-            assert!(
-                out.status.success(),
-                "`cargo build -p vswitch-plugin --lib` failed ({}):\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        assert!(
-            lib.is_file(),
-            "{} does not exist after building it",
-            lib.display()
         );
-        lib
+        build_if_stale(&name, &["--lib"])
     })
 }
 

@@ -10,26 +10,14 @@ use flowlog::abi::{
     flowlog_plugin, flowlog_process_burst, flowlog_status, flowlog_tick, FLOWLOG_ABI_VERSION,
     FLOWLOG_ENI_BY_MAC,
 };
-use flowlog_tests::{plugin_lib, read_store, run_flowlogd, workspace_root};
+use flowlog_tests::{
+    config_without_ports, eal_args, plugin_lib, run_flowlogd, store_texts, workspace_root,
+};
 use serde_json::Value;
 use std::ffi::{c_char, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::ptr::{null, null_mut};
-
-/// The example configuration without the ENIs' `port` keys (the C host
-/// sends everything back out of the uplink).
-fn config_without_ports(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(workspace_root().join("config/example.json"))
-        .expect("example configuration");
-    let mut c: Value = serde_json::from_str(&text).expect("json");
-    for e in c["enis"].as_array_mut().expect("enis") {
-        e.as_object_mut().expect("eni").remove("port");
-    }
-    let p = dir.join("host.json");
-    std::fs::write(&p, serde_json::to_string_pretty(&c).expect("json")).expect("write config");
-    p
-}
 
 fn pkg_config(what: &str) -> Vec<String> {
     let o = Command::new("pkg-config")
@@ -75,35 +63,7 @@ fn build_host(dir: &Path, name: &str, defines: &[&str]) -> PathBuf {
 }
 
 fn eal(prefix: &str, vdevs: &[String]) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "--no-huge",
-        "--no-pci",
-        "-m",
-        "512",
-        "-l",
-        "0",
-        "--no-telemetry",
-        "--log-level",
-        "lib.eal:error",
-        "--file-prefix",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.push(format!("{prefix}-{}", std::process::id()));
-    for v in vdevs {
-        a.push(format!("--vdev={v}"));
-    }
-    a
-}
-
-fn store(root: &Path) -> Vec<(PathBuf, String)> {
-    let mut v: Vec<(PathBuf, String)> = read_store(root)
-        .into_iter()
-        .map(|f| (f.rel, f.text))
-        .collect();
-    v.sort();
-    v
+    eal_args(prefix, "0", vdevs)
 }
 
 #[test]
@@ -208,7 +168,7 @@ fn c_host_forwards_drops_rejected_and_logs_like_replay() {
         replay_out.to_str().unwrap(),
     ]);
     assert_eq!(r.code, Some(0), "{r}");
-    let (a, b) = (store(&host_out), store(&replay_out));
+    let (a, b) = (store_texts(&host_out), store_texts(&replay_out));
     assert!(a.len() > 1, "several windows, not {} file(s)", a.len());
     assert_eq!(
         a.iter().map(|f| &f.0).collect::<Vec<_>>(),

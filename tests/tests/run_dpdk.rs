@@ -5,25 +5,15 @@
 //! is its own process (EAL initialises once per process) with its own
 //! `--file-prefix`.
 
-use flowlog_tests::{flowlogd, read_store, run_flowlogd, workspace_root, StoreFile};
+use flowlog_tests::{
+    config_without_ports, eal_args, flowlogd, read_store, run_flowlogd, store_texts, workspace_root,
+};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The example configuration with the ENIs' `port` keys removed (every ENI
 /// is then reached through the uplink).
-fn config_without_ports(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(workspace_root().join("config/example.json"))
-        .expect("example configuration");
-    let mut c: Value = serde_json::from_str(&text).expect("json");
-    for e in c["enis"].as_array_mut().expect("enis") {
-        e.as_object_mut().expect("eni").remove("port");
-    }
-    let p = dir.join("host.json");
-    std::fs::write(&p, serde_json::to_string_pretty(&c).expect("json")).expect("write config");
-    p
-}
-
 fn gen(dir: &Path, packets: u64) -> PathBuf {
     let p = dir.join("in.pcap");
     let r = run_flowlogd([
@@ -40,32 +30,11 @@ fn gen(dir: &Path, packets: u64) -> PathBuf {
 }
 
 fn eal(prefix: &str, vdevs: &[String]) -> Vec<String> {
-    eal_on(prefix, "0", vdevs)
+    eal_args(prefix, "0", vdevs)
 }
 
-/// EAL arguments with the lcore list `lcores`. (EAL's lcores and the
-/// workers `flowlogd run` pins are separate: the workers are plain threads.)
 fn eal_on(prefix: &str, lcores: &str, vdevs: &[String]) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "--no-huge",
-        "--no-pci",
-        "-m",
-        "512",
-        "-l",
-        lcores,
-        "--no-telemetry",
-        "--log-level",
-        "lib.eal:error",
-        "--file-prefix",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.push(format!("{prefix}-{}", std::process::id()));
-    for v in vdevs {
-        a.push(format!("--vdev={v}"));
-    }
-    a
+    eal_args(prefix, lcores, vdevs)
 }
 
 fn frames(p: &Path) -> Vec<Vec<u8>> {
@@ -73,15 +42,6 @@ fn frames(p: &Path) -> Vec<Vec<u8>> {
     c.frames()
         .map(|f| f.expect("frame").data.to_vec())
         .collect()
-}
-
-fn store(root: &Path) -> Vec<(PathBuf, String)> {
-    let mut v: Vec<(PathBuf, String)> = read_store(root)
-        .into_iter()
-        .map(|f: StoreFile| (f.rel, f.text))
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]
@@ -172,7 +132,7 @@ fn run_fed_by_net_pcap_forwards_accepted_drops_rejected_and_logs_like_replay() {
         replay_out.to_str().unwrap(),
     ]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
-    let (a, b) = (store(&run_out), store(&replay_out));
+    let (a, b) = (store_texts(&run_out), store_texts(&replay_out));
     assert!(!a.is_empty());
     assert_eq!(a.len(), b.len(), "same files");
     for (x, y) in a.iter().zip(&b) {
@@ -332,7 +292,7 @@ fn replay_into(cfg: &Path, cap: &Path, out: &Path) {
 }
 
 fn assert_same_store(run_out: &Path, replay_out: &Path) {
-    let (a, b) = (store(run_out), store(replay_out));
+    let (a, b) = (store_texts(run_out), store_texts(replay_out));
     assert!(!a.is_empty());
     assert_eq!(a.len(), b.len(), "same files");
     for (x, y) in a.iter().zip(&b) {

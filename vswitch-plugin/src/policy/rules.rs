@@ -1133,7 +1133,7 @@ mod tests {
     /// Prints ns/lookup: `cargo test --release -p vswitch-plugin
     /// --no-default-features --lib policy::rules -- --ignored --nocapture`.
     #[test]
-    #[ignore]
+    #[ignore = "a measurement, not a test"]
     fn bench() {
         for n in [0, 1, 4, 8, 9, 10, 16, 100, 1000] {
             let (rules, packets) = bench_workload(n);
