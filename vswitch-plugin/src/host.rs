@@ -562,8 +562,8 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         sum.handoff_dropped += w.handoff_dropped;
         sum.handed_off += w.handed_off;
         sum.packet_clock |= w.packet_clock;
-        add_counters(&mut sum.worker, &w.worker);
-        add_policy(&mut sum.policy, &w.policy);
+        sum.worker.add(&w.worker);
+        sum.policy.add(&w.policy);
         for (t, x) in per_port.iter_mut().zip(&r.per_port) {
             t.0 += x.0;
             t.1 += x.1;
@@ -591,27 +591,6 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     sum.errors = delivered.errors;
     sum.elapsed = started.elapsed();
     Ok(sum)
-}
-
-fn add_counters(sum: &mut WorkerCounters, c: &WorkerCounters) {
-    sum.packets += c.packets;
-    sum.observations += c.observations;
-    sum.rejected += c.rejected;
-    sum.evictions += c.evictions;
-    sum.skipped += c.skipped;
-    sum.rotations += c.rotations;
-    sum.no_free_table += c.no_free_table;
-    sum.high_water = sum.high_water.max(c.high_water);
-}
-
-fn add_policy(sum: &mut PolicyCounters, c: &PolicyCounters) {
-    sum.rule_lookups += c.rule_lookups;
-    sum.tracked += c.tracked;
-    sum.opened += c.opened;
-    sum.conn_table_full += c.conn_table_full;
-    sum.expired += c.expired;
-    sum.nacl_drops += c.nacl_drops;
-    sum.sg_drops += c.sg_drops;
 }
 
 /// One worker: polls its RX queues and its incoming rings until stopped,

@@ -214,8 +214,8 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             );
             feed.flush();
             let (c, p) = feed.worker.finish();
-            add_counters(&mut counters, &c);
-            add_policy(&mut pcounters, &p.counters);
+            counters.add(&c);
+            pcounters.add(&p.counters);
             summary
         } else {
             let mut workers = Vec::new();
@@ -250,8 +250,8 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             stop.store(true, Ordering::Release);
             for w in workers {
                 let (c, p) = w.join().expect("worker thread");
-                add_counters(&mut counters, &c);
-                add_policy(&mut pcounters, &p);
+                counters.add(&c);
+                pcounters.add(&p);
             }
             summary
         };
@@ -290,27 +290,6 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         .collect();
     summary.elapsed = started.elapsed();
     Ok(summary)
-}
-
-fn add_counters(sum: &mut WorkerCounters, c: &WorkerCounters) {
-    sum.packets += c.packets;
-    sum.observations += c.observations;
-    sum.rejected += c.rejected;
-    sum.evictions += c.evictions;
-    sum.skipped += c.skipped;
-    sum.rotations += c.rotations;
-    sum.no_free_table += c.no_free_table;
-    sum.high_water = sum.high_water.max(c.high_water);
-}
-
-fn add_policy(sum: &mut PolicyCounters, c: &PolicyCounters) {
-    sum.rule_lookups += c.rule_lookups;
-    sum.tracked += c.tracked;
-    sum.opened += c.opened;
-    sum.conn_table_full += c.conn_table_full;
-    sum.expired += c.expired;
-    sum.nacl_drops += c.nacl_drops;
-    sum.sg_drops += c.sg_drops;
 }
 
 fn worker_loop(

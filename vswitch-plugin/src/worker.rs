@@ -154,6 +154,20 @@ pub struct WorkerCounters {
     pub high_water: u64,
 }
 
+impl WorkerCounters {
+    /// Adds another worker's counters (the high-water mark is the maximum).
+    pub fn add(&mut self, c: &WorkerCounters) {
+        self.packets += c.packets;
+        self.observations += c.observations;
+        self.rejected += c.rejected;
+        self.evictions += c.evictions;
+        self.skipped += c.skipped;
+        self.rotations += c.rotations;
+        self.no_free_table += c.no_free_table;
+        self.high_water = self.high_water.max(c.high_water);
+    }
+}
+
 /// One datapath core's state.
 pub struct Worker<P: Verdicts> {
     table: Option<Box<FlowTable>>,

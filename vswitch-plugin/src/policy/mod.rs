@@ -211,6 +211,19 @@ pub struct PolicyCounters {
     pub sg_drops: u64,
 }
 
+impl PolicyCounters {
+    /// Adds another worker's counters.
+    pub fn add(&mut self, c: &PolicyCounters) {
+        self.rule_lookups += c.rule_lookups;
+        self.tracked += c.tracked;
+        self.opened += c.opened;
+        self.conn_table_full += c.conn_table_full;
+        self.expired += c.expired;
+        self.nacl_drops += c.nacl_drops;
+        self.sg_drops += c.sg_drops;
+    }
+}
+
 /// One worker's policy: the shared compiled rules and its own connection
 /// table. No allocation per packet.
 #[derive(Debug)]
