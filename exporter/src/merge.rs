@@ -241,11 +241,14 @@ impl Merger {
 
     /// Sets the first covered time: windows from the one holding `secs` on
     /// are delivered (NODATA included). Called once, before any data.
+    ///
+    /// Data that arrived before `begin` may have set a later start; `begin`
+    /// moves it back (nothing is delivered before `begin`, so the windows in
+    /// between still get their NODATA).
     pub fn begin(&mut self, secs: u64) {
         for (i, &iv) in self.intervals.iter().enumerate() {
-            if self.next_emit[i].is_none() {
-                self.next_emit[i] = Some(secs / iv);
-            }
+            let w = secs / iv;
+            self.next_emit[i] = Some(self.next_emit[i].map_or(w, |n| n.min(w)));
         }
     }
 
@@ -673,6 +676,30 @@ mod tests {
         let out = run(&mut m, |m, s| m.finish(5, s));
         assert!(out.is_empty(), "neither OK nor NODATA: {out:?}");
         assert_eq!(m.stats()[0].windows, 1);
+    }
+
+    #[test]
+    fn begin_after_data_still_covers_from_the_first_time() {
+        let plan = Plan {
+            enis: vec![eni("eni-a", vec![0])],
+            flow_logs: vec![fl("fl", 60, TrafficType::All, vec![0])],
+        };
+        let mut m = Merger::new(plan);
+        m.add_flow(&key(0, 0, 1), &agg(1, 130, 130));
+        m.begin(10);
+        let out = run(&mut m, |m, s| m.finish(130, s));
+        let windows: Vec<(u64, LogStatus)> = out
+            .iter()
+            .map(|(_, ws, r)| (*ws, r[0].log_status))
+            .collect();
+        assert_eq!(
+            windows,
+            vec![
+                (0, LogStatus::NoData),
+                (60, LogStatus::NoData),
+                (120, LogStatus::Ok)
+            ]
+        );
     }
 
     #[test]

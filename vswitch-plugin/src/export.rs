@@ -48,13 +48,6 @@ pub fn run_exporter(
 ) -> (Vec<FlowLogStats>, u64) {
     let mut began = false;
     loop {
-        if !began {
-            let first = clock.first.load(Ordering::Acquire);
-            if first != u64::MAX {
-                merger.begin(first);
-                began = true;
-            }
-        }
         // Read the watermarks first: every table and side message a worker
         // pushed before storing its watermark is then visible to the drains.
         let wm = workers
@@ -63,6 +56,16 @@ pub fn run_exporter(
             .min()
             .unwrap_or(u64::MAX);
         let all_done = workers.iter().all(|h| h.done.load(Ordering::Acquire));
+        // The first time is read after `done`: a finished worker's done flag
+        // comes after the first time was set, so an exporter that sees every
+        // worker done also sees the first time (and delivers every window).
+        if !began {
+            let first = clock.first.load(Ordering::Acquire);
+            if first != u64::MAX {
+                merger.begin(first);
+                began = true;
+            }
+        }
         let mut work = false;
         for h in workers {
             while let Some(mut t) = h.retired.pop() {

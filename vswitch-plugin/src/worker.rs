@@ -178,6 +178,8 @@ pub struct Worker<P: Verdicts> {
     policy: P,
     // Skips while no table was free, per ENI, for the current slice.
     orphan_skips: Box<[(u64, u64)]>,
+    // The slice the kept skip counts belong to (the first, if they span more).
+    orphan_slice: Option<u64>,
     keys: [FlowKey; 2 * WORKER_BURST],
     hashes: [u64; 2 * WORKER_BURST],
     which: [u8; 2 * WORKER_BURST],
@@ -214,6 +216,7 @@ impl<P: Verdicts> Worker<P> {
             started: false,
             policy,
             orphan_skips: vec![(0, 0); enis.max(1)].into_boxed_slice(),
+            orphan_slice: None,
             keys: [FlowKey::default(); 2 * WORKER_BURST],
             hashes: [0; 2 * WORKER_BURST],
             which: [0; 2 * WORKER_BURST],
@@ -247,22 +250,41 @@ impl<P: Verdicts> Worker<P> {
         }
     }
 
-    fn flush_orphans(&mut self) {
+    /// Hands the skip counts kept while no table was free to the exporter,
+    /// for the slice they were counted in. `wait`: at the end, wait for room
+    /// (nothing may be lost); otherwise a count that finds the side ring full
+    /// is kept for the next rotation and still reported with its slice.
+    fn flush_orphans(&mut self, wait: bool) {
+        let slice = self.orphan_slice.unwrap_or(self.slice);
+        let mut kept = false;
         for (eni, s) in self.orphan_skips.iter_mut().enumerate() {
             if s.0 > 0 {
-                let msg = Side::Skipped {
-                    slice: self.slice,
+                let mut msg = Side::Skipped {
+                    slice,
                     eni: eni as u16,
                     packets: s.0,
                     bytes: s.1,
                 };
-                if self.handoff.side.push(msg).is_err() {
-                    // The exporter is far behind: keep the count for the next
-                    // rotation rather than lose it (it moves one slice later).
-                    continue;
+                loop {
+                    match self.handoff.side.push(msg) {
+                        Ok(()) => {
+                            *s = (0, 0);
+                            break;
+                        }
+                        Err(back) if wait => {
+                            msg = back;
+                            std::thread::yield_now();
+                        }
+                        Err(_) => {
+                            kept = true;
+                            break;
+                        }
+                    }
                 }
-                *s = (0, 0);
             }
+        }
+        if !kept {
+            self.orphan_slice = None;
         }
     }
 
@@ -275,7 +297,7 @@ impl<P: Verdicts> Worker<P> {
                 self.table = Some(t);
             }
         }
-        self.flush_orphans();
+        self.flush_orphans(false);
         self.slice = slice;
         if self.table.is_none() {
             self.table = self.handoff.free.pop();
@@ -292,7 +314,7 @@ impl<P: Verdicts> Worker<P> {
     fn ensure_table(&mut self) {
         if self.table.is_none() {
             if let Some(mut t) = self.handoff.free.pop() {
-                self.flush_orphans();
+                self.flush_orphans(false);
                 t.reset(self.slice);
                 self.table = Some(t);
             }
@@ -385,6 +407,7 @@ impl<P: Verdicts> Worker<P> {
                     &mut self.orphan_skips[usize::from(key.eni).min(self.orphan_skips.len() - 1)];
                 o.0 += 1;
                 o.1 += u64::from(s.meta.bytes);
+                self.orphan_slice.get_or_insert(self.slice);
                 self.counters.skipped += 1;
                 continue;
             };
@@ -428,7 +451,7 @@ impl<P: Verdicts> Worker<P> {
                 drop(t);
             }
         }
-        self.flush_orphans();
+        self.flush_orphans(true);
         self.handoff.watermark.store(u64::MAX, Ordering::Release);
         self.handoff.done.store(true, Ordering::Release);
         (self.counters, self.policy)
