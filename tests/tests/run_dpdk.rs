@@ -147,6 +147,18 @@ fn run_fed_by_net_pcap_forwards_accepted_drops_rejected_and_logs_like_replay() {
 
 #[test]
 fn run_forwards_to_the_eni_port_and_sigterm_flushes_the_open_window() {
+    sigterm_case(1, "0", "flrun2");
+}
+
+#[test]
+fn run_with_two_workers_stops_in_order_on_sigterm() {
+    sigterm_case(2, "0,1", "flrun2w");
+}
+
+/// `flowlogd run --workers N` with eni-a1 on its own port, stopped by
+/// SIGTERM once every packet went through: exit 0, the open window flushed,
+/// eni-a1's frames on its port and no other's.
+fn sigterm_case(workers: u32, lcores: &str, prefix: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let cap = gen(dir.path(), 5_000);
     // eni-a1 on port 1, everything else via the uplink, port 0.
@@ -184,10 +196,13 @@ fn run_forwards_to_the_eni_port_and_sigterm_flushes_the_open_window() {
         out.display().to_string(),
         "--uplink".into(),
         "0".into(),
+        "--workers".into(),
+        workers.to_string(),
         "--".into(),
     ]);
-    args.extend(eal(
-        "flrun2",
+    args.extend(eal_on(
+        prefix,
+        lcores,
         &[
             format!(
                 "net_pcap0,rx_pcap={},tx_pcap={}",
