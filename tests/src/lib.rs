@@ -1249,14 +1249,38 @@ pub fn case_names(suite: &str) -> Vec<String> {
 /// `port` keys, written to `dir/host.json`: every ENI is then reached
 /// through the uplink.
 pub fn config_without_ports(dir: &Path) -> PathBuf {
+    config_with_ports(dir, &[])
+}
+
+/// The example configuration with only the given ENIs on the given ports
+/// (every other ENI through the uplink), written to `dir/host.json`.
+pub fn config_with_ports(dir: &Path, ports: &[(&str, u16)]) -> PathBuf {
     let text = std::fs::read_to_string(workspace_root().join("config/example.json"))
         .expect("example configuration");
     let mut c: Value = serde_json::from_str(&text).expect("json");
     for e in c["enis"].as_array_mut().expect("enis") {
-        e.as_object_mut().expect("eni").remove("port");
+        let id = e["eni_id"].as_str().expect("eni_id").to_string();
+        let o = e.as_object_mut().expect("eni");
+        o.remove("port");
+        if let Some((_, p)) = ports.iter().find(|(eni, _)| *eni == id) {
+            o.insert("port".into(), Value::from(*p));
+        }
     }
     let p = dir.join("host.json");
     std::fs::write(&p, serde_json::to_string_pretty(&c).expect("json")).expect("write config");
+    p
+}
+
+/// An empty (header-only) capture at `dir/empty.pcap`, for a port that
+/// only sends.
+pub fn empty_capture(dir: &Path) -> PathBuf {
+    let p = dir.join("empty.pcap");
+    let w = flowlog::capture::PcapWriter::new(
+        std::fs::File::create(&p).expect("create"),
+        Default::default(),
+    )
+    .expect("pcap header");
+    w.finish().expect("write");
     p
 }
 

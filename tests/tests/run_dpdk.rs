@@ -6,7 +6,8 @@
 //! `--file-prefix`.
 
 use flowlog_tests::{
-    config_without_ports, eal_args, flowlogd, read_store, run_flowlogd, store_texts, workspace_root,
+    config_with_ports, config_without_ports, eal_args, empty_capture, flowlogd, read_store,
+    run_flowlogd, store_texts,
 };
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -161,28 +162,10 @@ fn run_with_two_workers_stops_in_order_on_sigterm() {
 fn sigterm_case(workers: u32, lcores: &str, prefix: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let cap = gen(dir.path(), 5_000);
-    // eni-a1 on port 1, everything else via the uplink, port 0.
-    let text =
-        std::fs::read_to_string(workspace_root().join("config/example.json")).expect("example");
-    let mut c: Value = serde_json::from_str(&text).expect("json");
-    for e in c["enis"].as_array_mut().expect("enis") {
-        let id = e["eni_id"].as_str().unwrap().to_string();
-        let o = e.as_object_mut().unwrap();
-        o.remove("port");
-        if id == "eni-a1" {
-            o.insert("port".into(), Value::from(1));
-        }
-    }
-    let cfg = dir.path().join("host.json");
-    std::fs::write(&cfg, c.to_string()).unwrap();
-    // An empty capture to read on the ENI's port.
-    let empty = dir.path().join("empty.pcap");
-    let w = flowlog::capture::PcapWriter::new(
-        std::fs::File::create(&empty).unwrap(),
-        Default::default(),
-    )
-    .unwrap();
-    w.finish().unwrap();
+    // eni-a1 on port 1, everything else via the uplink, port 0; port 1
+    // reads an empty capture.
+    let cfg = config_with_ports(dir.path(), &[("eni-a1", 1)]);
+    let empty = empty_capture(dir.path());
     let (up, a1) = (dir.path().join("up.pcap"), dir.path().join("a1.pcap"));
     let out = dir.path().join("store");
     let mut args: Vec<String> = vec![
@@ -424,26 +407,8 @@ fn run_with_two_workers_on_two_ports_forwards_to_the_eni_port_and_logs_like_repl
     let cap = gen(dir.path(), 8_000);
     // eni-a1 on port 1 (polled by worker 1), everything else via the
     // uplink, port 0 (polled by worker 0).
-    let text =
-        std::fs::read_to_string(workspace_root().join("config/example.json")).expect("example");
-    let mut c: Value = serde_json::from_str(&text).expect("json");
-    for e in c["enis"].as_array_mut().expect("enis") {
-        let id = e["eni_id"].as_str().unwrap().to_string();
-        let o = e.as_object_mut().unwrap();
-        o.remove("port");
-        if id == "eni-a1" {
-            o.insert("port".into(), Value::from(1));
-        }
-    }
-    let cfg = dir.path().join("host.json");
-    std::fs::write(&cfg, c.to_string()).unwrap();
-    let empty = dir.path().join("empty.pcap");
-    let w = flowlog::capture::PcapWriter::new(
-        std::fs::File::create(&empty).unwrap(),
-        Default::default(),
-    )
-    .unwrap();
-    w.finish().unwrap();
+    let cfg = config_with_ports(dir.path(), &[("eni-a1", 1)]);
+    let empty = empty_capture(dir.path());
     let (up, a1) = (dir.path().join("up.pcap"), dir.path().join("a1.pcap"));
     let (run_out, replay_out) = (dir.path().join("run"), dir.path().join("replay"));
     let mut args: Vec<String> = vec![
