@@ -10,6 +10,11 @@ PACKAGES=(
   libpcap-dev tcpdump
   # compression of the log store, checks in tests
   zstd python3 ca-certificates
+  # sinks' real peers, started on loopback by the tests: an IPFIX collector
+  # (nfcapd, read back with nfdump) and ClickHouse over HTTP
+  nfdump clickhouse-server clickhouse-client
+  # the traffic report is opened in headless Chromium by its test
+  chromium
 )
 
 missing=()

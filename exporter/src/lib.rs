@@ -8,4 +8,5 @@ pub mod config;
 pub mod key;
 pub mod merge;
 pub mod record;
+pub mod sink;
 pub mod store;
