@@ -383,10 +383,12 @@ mod tests {
         }
     }
 
+    type Got = Arc<Mutex<Vec<(String, u64, usize)>>>;
+
     /// Collects what it is given; `stall` makes `deliver` block until the
     /// test lets it go; `fail` makes every delivery fail.
     struct Probe {
-        got: Arc<Mutex<Vec<(String, u64, usize)>>>,
+        got: Got,
         stall: Option<Receiver<()>>,
         fail: bool,
     }
@@ -420,7 +422,7 @@ mod tests {
     fn every_window_reaches_every_named_sink_once_and_status_is_success() {
         let c = cfg();
         let fl = c.flow_logs[0].flow_log_id.clone();
-        let got: HashMap<String, Arc<Mutex<Vec<(String, u64, usize)>>>> = ["a", "b"]
+        let got: HashMap<String, Got> = ["a", "b"]
             .iter()
             .map(|s| (s.to_string(), Arc::new(Mutex::new(Vec::new()))))
             .collect();
