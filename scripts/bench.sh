@@ -7,6 +7,8 @@
 #   scripts/bench.sh policy          # security groups: established traffic and a scan, 0-1000 rules
 #   scripts/bench.sh replay          # replay end to end vs softflowd, nfpcapd, pmacctd, argus, cat
 #   scripts/bench.sh run             # flowlogd run forwarding vs dpdk-testpmd on the same vdevs
+#   scripts/bench.sh sinks           # records/s of one 1M-record window into each sink, one thread
+#   scripts/bench.sh query           # flowlogctl top-talkers scan rate over 10M records
 #
 # Environment: PACKETS (replay capture size, default 2000000), RUNS (default 3,
 # the median is reported), FLOWS (datapath flow counts).
@@ -137,4 +139,18 @@ if [ "$what" = all ] || [ "$what" = replay ]; then
     printf '%-14s %10.3f %10.2f %11.2fx\n' "$k" "${T[$k]}" "$m" "$r"
     echo "BENCH {\"bench\":\"replay\",\"tool\":\"$k\",\"packets\":$PACKETS,\"seconds\":${T[$k]},\"mpps\":$(printf '%.3f' "$m"),\"vs_fastest_peer\":$(printf '%.2f' "$r")}"
   done
+fi
+
+if [ "$what" = all ] || [ "$what" = sinks ]; then
+  echo "== sinks: one 1M-record window, one exporter thread, beside JSON Lines in the same run"
+  # Each bench prints its BENCH lines; the ClickHouse one starts its own
+  # clickhouse-server on loopback.
+  for b in sink_parquet sink_ipfix sink_clickhouse; do
+    cargo bench --quiet -p exporter --bench "$b" 2>/dev/null | grep '^BENCH ' || echo "bench $b failed" >&2
+  done
+fi
+
+if [ "$what" = all ] || [ "$what" = query ]; then
+  echo "== query: top talkers over 10M records, one core (Parquet and zstd JSON Lines)"
+  cargo bench --quiet -p flowlogctl --bench query 2>/dev/null | grep '^BENCH ' || echo "bench query failed" >&2
 fi
