@@ -47,6 +47,8 @@ pub struct FlowLogInfo {
     pub log_store_name: String,
     /// ENI indices it covers (for NODATA and SKIPDATA).
     pub enis: Vec<u16>,
+    /// Whether its `sink_ids` name `local` (the local log store).
+    pub local: bool,
 }
 
 /// The exporter's view of a configuration: only active flow logs.
@@ -79,6 +81,7 @@ impl Plan {
                     project_name: f.project_name.clone(),
                     log_store_name: f.log_store_name.clone(),
                     enis: Vec::new(),
+                    local: f.sink_ids.iter().any(|s| s == crate::config::LOCAL_SINK),
                 }
             })
             .collect();
@@ -469,6 +472,7 @@ mod tests {
             project_name: "p".into(),
             log_store_name: "s".into(),
             enis,
+            local: true,
         }
     }
 

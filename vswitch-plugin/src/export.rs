@@ -1,13 +1,15 @@
 //! The exporter thread: takes retired tables and side messages from every
 //! worker's rings, merges them per window (`exporter::merge`), returns the
-//! cleared tables, and delivers closed windows to the sink.
+//! cleared tables, and delivers closed windows to the local log store and
+//! the other sinks.
 
 use crate::flow::FlowEntry;
 use crate::worker::{Handoff, Side};
 use exporter::merge::{Agg, FlowLogStats, Merger, Sink};
+use exporter::sink::{DeliveryStatus, SinkSet, Window};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where the replay's (or run's) clock ends, set before the workers finish;
 /// `u64::MAX` until then.
@@ -114,6 +116,11 @@ pub fn run_exporter(
     (merger.stats().to_vec(), merger.late())
 }
 
+/// How long the sinks get, once the last window is queued, to deliver what
+/// they hold before the exporter returns (what a ClickHouse sink cannot send
+/// by then stays in its spool for the next start).
+pub const SINK_CLOSE: Duration = Duration::from_secs(15);
+
 /// What the exporter delivered.
 #[derive(Clone, Debug, Default)]
 pub struct Delivered {
@@ -121,21 +128,37 @@ pub struct Delivered {
     pub stats: Vec<FlowLogStats>,
     /// Flows that arrived after their window was delivered.
     pub late: u64,
-    /// Every delivery error (flow log, window, reason).
+    /// Every local log store error (flow log, window, reason).
     pub errors: Vec<String>,
+    /// Per flow log and sink besides the local log store: the delivery status.
+    pub sinks: Vec<DeliveryStatus>,
 }
 
-/// Runs the exporter (as [`run_exporter`]) writing every window to the local
-/// log store `store`.
+/// Runs the exporter (as [`run_exporter`]) writing every window of a flow
+/// log that names `local` to the local log store `store`, and queueing it for
+/// every other sink the flow log names in `sinks`. Closes the sinks at the
+/// end (see [`SINK_CLOSE`]).
 pub fn run_store_exporter(
     plan: exporter::merge::Plan,
     workers: &[Arc<Handoff>],
     clock: &Clock,
     store: &exporter::store::LocalStore,
+    sinks: SinkSet,
 ) -> Delivered {
     let mut errors = Vec::new();
     let mut sink =
         |fl: &exporter::merge::FlowLogInfo, ws: u64, recs: &[exporter::record::Record]| {
+            if sinks.routes(&fl.flow_log_id) {
+                sinks.send(Window {
+                    flow_log_id: fl.flow_log_id.clone(),
+                    start: ws,
+                    interval: fl.interval,
+                    records: recs.to_vec(),
+                });
+            }
+            if !fl.local {
+                return Ok(());
+            }
             store
                 .write_window(
                     &fl.project_name,
@@ -152,9 +175,11 @@ pub fn run_store_exporter(
                 })
         };
     let (stats, late) = run_exporter(Merger::new(plan), workers, clock, &mut sink);
+    let sinks = sinks.close(Instant::now() + SINK_CLOSE);
     Delivered {
         stats,
         late,
         errors,
+        sinks,
     }
 }

@@ -82,6 +82,7 @@ use crossbeam::queue::ArrayQueue;
 use exporter::config::Config;
 use exporter::merge::{FlowLogStats, Plan};
 use exporter::record::Action;
+use exporter::sink::{DeliveryStatus, SinkSet};
 use exporter::store::{Compress, LocalStore, StoreFormat};
 use std::cell::Cell;
 use std::path::PathBuf;
@@ -159,8 +160,10 @@ pub struct RunSummary {
     pub worker: WorkerCounters,
     /// The policies' counters, summed.
     pub policy: PolicyCounters,
-    /// Delivery errors.
+    /// Local log store errors.
     pub errors: Vec<String>,
+    /// Per flow log and sink besides the local log store: the delivery status.
+    pub sinks: Vec<DeliveryStatus>,
     /// Wall time.
     pub elapsed: Duration,
     /// Whether the packets' clock came from RX timestamps.
@@ -452,6 +455,8 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let attribution = Attribution::from_config(cfg);
     let compiled = Arc::new(CompiledPolicy::from_config(cfg));
     let store = LocalStore::new(opts.out.clone(), opts.format, opts.compress, &cfg.host);
+    let sinks =
+        SinkSet::open(cfg).map_err(|e| RunError::Setup(format!("opening the sinks: {e}")))?;
     let enis = cfg.enis.len();
     let mut handoffs: Vec<Arc<Handoff>> = Vec::new();
     let mut actives = Vec::new();
@@ -501,7 +506,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
                     if !crate::dpdk::unpin_current_thread() {
                         tracing::warn!("the exporter could not leave the main lcore's core");
                     }
-                    run_store_exporter(plan, handoffs, clock, store)
+                    run_store_exporter(plan, handoffs, clock, store, sinks)
                 })
                 .expect("spawn exporter")
         };
@@ -589,6 +594,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         .zip(delivered.stats)
         .collect();
     sum.errors = delivered.errors;
+    sum.sinks = delivered.sinks;
     sum.elapsed = started.elapsed();
     Ok(sum)
 }

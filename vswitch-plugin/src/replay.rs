@@ -22,6 +22,7 @@ use crate::worker::{Handoff, Seen, Worker, WorkerCounters, WORKER_BURST};
 use crossbeam::queue::ArrayQueue;
 use exporter::config::Config;
 use exporter::merge::{FlowLogStats, Plan};
+use exporter::sink::{DeliveryStatus, SinkSet};
 use exporter::store::{Compress, LocalStore, StoreFormat};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -85,8 +86,10 @@ pub struct ReplaySummary {
     pub elapsed: Duration,
     /// Flows that reached the exporter after their window was delivered.
     pub late: u64,
-    /// Every delivery error (file and reason).
+    /// Every local log store error (file and reason).
     pub errors: Vec<String>,
+    /// Per flow log and sink besides the local log store: the delivery status.
+    pub sinks: Vec<DeliveryStatus>,
     /// `(flow log, ENI, instance type)` for each ENI an active VSwitch or VPC
     /// flow log skips because its instance family does not support flow logs.
     pub unsupported: Vec<(String, String, String)>,
@@ -111,6 +114,9 @@ pub enum ReplayError {
     /// The log store could not be written.
     #[error("writing the log store: {0}")]
     Store(String),
+    /// A sink of the configuration could not be opened.
+    #[error("opening the sinks: {0}")]
+    Sink(String),
 }
 
 struct Batch {
@@ -151,6 +157,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let attribution = Attribution::from_config(cfg);
     let compiled = Arc::new(CompiledPolicy::from_config(cfg));
     let store = LocalStore::new(opts.out.clone(), opts.format, opts.compress, &cfg.host);
+    let sinks = SinkSet::open(cfg).map_err(ReplayError::Sink)?;
     let enis = cfg.enis.len();
     let started = Instant::now();
 
@@ -188,7 +195,9 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             let (handoffs, clock, store) = (&handoffs, &clock, &store);
             std::thread::Builder::new()
                 .name("flowlog-exporter".into())
-                .spawn_scoped(s, move || run_store_exporter(plan, handoffs, clock, store))
+                .spawn_scoped(s, move || {
+                    run_store_exporter(plan, handoffs, clock, store, sinks)
+                })
                 .expect("spawn exporter")
         };
         let mut counters = WorkerCounters::default();
@@ -263,7 +272,9 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         stats,
         late,
         errors,
+        sinks,
     } = done;
+    summary.sinks = sinks;
     summary.workers = counters;
     summary.policy = pcounters;
     summary.late = late;

@@ -224,6 +224,7 @@ impl Plugin {
         })?;
         let plan = Plan::from_config(&config);
         let slice = plan.slice_secs();
+        let sinks = exporter::sink::SinkSet::open(&config).map_err(AbiError::Config)?;
         let enis = config.enis.len();
         let compiled = Arc::new(CompiledPolicy::from_config(&config));
         let mut handoffs = Vec::with_capacity(s.workers);
@@ -255,7 +256,7 @@ impl Plugin {
             std::thread::Builder::new()
                 .name("flowlog-exporter".into())
                 .spawn(move || {
-                    run_store_exporter(plan, &shared.handoffs, &shared.clock, &shared.store)
+                    run_store_exporter(plan, &shared.handoffs, &shared.clock, &shared.store, sinks)
                 })
                 .map_err(|e| AbiError::Io(format!("starting the exporter thread: {e}")))?
         };
@@ -540,10 +541,20 @@ impl Plugin {
             Some(Err(_)) => return Err(AbiError::Io("the exporter thread panicked".into())),
             None => Delivered::default(),
         };
-        if delivered.errors.is_empty() {
+        let mut errors = delivered.errors;
+        for st in delivered.sinks.iter().filter(|s| s.lost_records > 0) {
+            errors.push(format!(
+                "flow log {} lost {} records at sink {}: {}",
+                st.flow_log_id,
+                st.lost_records,
+                st.sink_id,
+                st.reason.as_deref().unwrap_or("")
+            ));
+        }
+        if errors.is_empty() {
             Ok(())
         } else {
-            Err(AbiError::Io(delivered.errors.join("; ")))
+            Err(AbiError::Io(errors.join("; ")))
         }
     }
 }

@@ -150,6 +150,53 @@ fn print_flow_logs(fls: &[(String, exporter::merge::FlowLogStats)]) {
     }
 }
 
+/// The delivery status of each flow log at each sink besides the local log
+/// store, as text (after the summary).
+fn print_sinks(sinks: &[exporter::sink::DeliveryStatus]) {
+    for st in sinks {
+        let last = st
+            .last_window
+            .map_or_else(|| "none".to_owned(), |w| w.to_string());
+        outln!(
+            "  flow log {} -> sink {}: {} ({} records in {} windows, last window {last}, {} lost){}",
+            st.flow_log_id,
+            st.sink_id,
+            st.status,
+            st.records,
+            st.windows,
+            st.lost_records,
+            st.reason
+                .as_deref()
+                .map_or_else(String::new, |r| format!(": {r}"))
+        );
+    }
+}
+
+/// Fails when a sink lost records (never silently); warns when a sink is
+/// failing but holds its records (a spool keeps them for the next start).
+fn check_sinks(sinks: &[exporter::sink::DeliveryStatus]) -> anyhow::Result<()> {
+    let mut lost = 0;
+    for st in sinks.iter().filter(|s| s.status != "SUCCESS") {
+        let why = st.reason.as_deref().unwrap_or("");
+        if st.lost_records > 0 {
+            lost += st.lost_records;
+            eprintln!(
+                "flowlogd: error: flow log {} lost {} records at sink {}: {why}",
+                st.flow_log_id, st.lost_records, st.sink_id
+            );
+        } else {
+            eprintln!(
+                "flowlogd: warning: flow log {} at sink {}: {why}",
+                st.flow_log_id, st.sink_id
+            );
+        }
+    }
+    if lost > 0 {
+        anyhow::bail!("{lost} record(s) could not be delivered to their sinks");
+    }
+    Ok(())
+}
+
 /// Format and compression from the flags, else from the configuration.
 fn store_format(
     format: Option<&str>,
@@ -237,7 +284,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 "tx_failed": s.tx_failed, "accepted": s.accepted, "rejected": s.rejected,
                 "malformed": s.malformed, "unmatched": s.unmatched, "not_ip": s.not_ip,
                 "packet_clock": s.packet_clock, "ports": ports, "flow_logs": fls,
-                "conn_table_full": s.policy.conn_table_full, "errors": s.errors,
+                "conn_table_full": s.policy.conn_table_full, "errors": s.errors, "sinks": s.sinks,
                 "skipped": s.worker.skipped, "no_free_table": s.worker.no_free_table,
                 "evictions": s.worker.evictions,
                 "workers": s.workers, "rss": s.rss, "handed_off": s.handed_off,
@@ -284,8 +331,10 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             outln!("  port {n}: received {r}, sent {f}");
         }
         print_flow_logs(&s.flow_logs);
+        print_sinks(&s.sinks);
         outln!("  log store: {}", out.display());
     }
+    check_sinks(&s.sinks)?;
     if !s.errors.is_empty() {
         for e in &s.errors {
             eprintln!("flowlogd: error: {e}");
@@ -668,14 +717,16 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
             },
             "truncated": s.truncated.map(|t| serde_json::json!({"offset": t.offset, "frame": t.frame})),
             "elapsed_s": s.elapsed.as_secs_f64(), "mpps": s.mpps(), "late": s.late,
-            "flow_logs": fls, "errors": s.errors,
+            "flow_logs": fls, "errors": s.errors, "sinks": s.sinks,
             "unsupported_enis": s.unsupported.iter().map(|(f, e, t)| serde_json::json!({
                 "flow-log-id": f, "eni-id": e, "instance_type": t})).collect::<Vec<_>>(),
         });
         outln!("{j}");
     } else {
         print_summary(&a, &s, &out);
+        print_sinks(&s.sinks);
     }
+    check_sinks(&s.sinks)?;
     if !s.errors.is_empty() {
         for e in &s.errors {
             eprintln!("flowlogd: error: {e}");
