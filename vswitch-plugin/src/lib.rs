@@ -9,6 +9,7 @@ pub mod abi;
 pub mod attrib;
 pub mod bench;
 pub mod capture;
+pub mod control;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod export;
