@@ -19,6 +19,11 @@
 //! | 258 | IPv4 ICMP | [`ICMP_V4`] |
 //! | 259 | IPv6 ICMP | [`ICMP_V6`] |
 //!
+//! Times go out twice: flowStartSeconds/flowEndSeconds (150/151) as the
+//! records hold them, and flowStartMilliseconds/flowEndMilliseconds
+//! (152/153, the same instants × 1000), because nfdump 1.7 and other
+//! collectors decode only the millisecond elements (16 bytes a record).
+//!
 //! An ICMP record's `dstport` (`type*256+code`, RECORDS.md "Ports") goes in
 //! icmpTypeCodeIPv4 (32) / icmpTypeCodeIPv6 (139) and its ICMP templates
 //! have no port fields (its `srcport` is always 0). Direction is
@@ -27,7 +32,7 @@
 //! reason" = `ACCEPT`, 129 "Dropped, ACL deny" = `REJECT` (the security
 //! group / network ACL verdict). firewallEvent (233) was not chosen because
 //! it describes firewall state changes (created/deleted/denied) rather than a
-//! flow's verdict, and fewer collectors decode it.
+//! flow's verdict. (nfdump 1.7.1 decodes neither from IPFIX.)
 //!
 //! The ENI, VPC, vSwitch, VM and account ids and the flow log id are
 //! enterprise-specific variable-length strings of Private Enterprise Number
