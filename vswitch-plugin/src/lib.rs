@@ -12,9 +12,11 @@ pub mod capture;
 pub mod control;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod engine;
 pub mod export;
 pub mod flow;
 pub mod gen;
+pub mod live;
 #[cfg(feature = "dpdk")]
 pub mod host;
 pub mod mem;
