@@ -803,7 +803,56 @@ pub struct ClickhouseSink {
     /// `table`. Required.
     pub table: String,
     /// `spool_dir`: folder that keeps batches while ClickHouse is unreachable. Required.
+    /// One process per folder.
     pub spool_dir: PathBuf,
+    /// `mode`: how batches spread over `endpoints`: `shards` (default; batch
+    /// `n` starts at endpoint `n mod len`) or `replicas` (every batch starts
+    /// at the endpoint that last took one). Either way a batch goes to one
+    /// endpoint only, and moves on to the next only when the failure is
+    /// certain (docs/DESIGN.md, "ClickHouse sink").
+    #[serde(default)]
+    pub mode: ClickhouseMode,
+    /// `batch_records`: records per INSERT at most, 1 to 1000000. Default 100000.
+    #[serde(default = "default_batch_records")]
+    pub batch_records: u32,
+    /// `batch_ms`: a batch is sealed once its first record is this old,
+    /// milliseconds. Default 1000.
+    #[serde(default = "default_batch_ms")]
+    pub batch_ms: u64,
+    /// `max_spool_bytes`: the spool's size past which windows are refused
+    /// (and counted as lost), bytes. Default 4 GiB.
+    #[serde(default = "default_max_spool_bytes")]
+    pub max_spool_bytes: u64,
+    /// `timeout_ms`: one HTTP request's limit, milliseconds. Default 30000.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// A `clickhouse` sink's `mode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClickhouseMode {
+    /// Each endpoint holds a part of the table; batches take turns.
+    #[default]
+    Shards,
+    /// Each endpoint holds all of the table (replicas); batches stay on one.
+    Replicas,
+}
+
+fn default_batch_records() -> u32 {
+    100_000
+}
+
+fn default_batch_ms() -> u64 {
+    1000
+}
+
+fn default_max_spool_bytes() -> u64 {
+    4 << 30
+}
+
+fn default_timeout_ms() -> u64 {
+    30_000
 }
 
 // ---------------------------------------------------------------------------

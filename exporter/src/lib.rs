@@ -7,6 +7,7 @@
 pub mod config;
 pub mod key;
 pub mod merge;
+pub mod parquet;
 pub mod record;
 pub mod sink;
 pub mod store;

@@ -2,7 +2,8 @@
 //! under `<root>/<project_name>/<log_store_name>/dt=YYYY-MM-DD/hour=HH/`
 //! (UTC date and hour of the window start), named
 //! `<host>_<flow_log_id>_<window_start>.jsonl` (`.txt` for the text form,
-//! then `.zst` when compressed).
+//! then `.zst` when compressed; `.parquet` for Parquet, never `.zst`: its
+//! column chunks are zstd-compressed inside the file, see [`crate::parquet`]).
 //!
 //! A file appears whole or not at all: it is written as `.<name>.tmp` in the
 //! same folder, synced, renamed, and the folder synced. Readers skip names
@@ -24,8 +25,10 @@ pub enum StoreFormat {
     Jsonl,
     /// The text form via [`Record::write_text`] (`.txt`).
     Text,
-    // Parquet goes here (`.parquet`, its own column compression, so no
-    // `.zst`); `TryFrom<LogStoreFormat>` refuses it until then.
+    /// Apache Parquet via [`crate::parquet::write_records`] (`.parquet`): its
+    /// own zstd column compression, so [`Compress`] does not apply and the
+    /// name never gets `.zst`.
+    Parquet,
 }
 
 impl StoreFormat {
@@ -34,6 +37,7 @@ impl StoreFormat {
         match self {
             StoreFormat::Jsonl => "jsonl",
             StoreFormat::Text => "txt",
+            StoreFormat::Parquet => crate::parquet::EXTENSION,
         }
     }
 }
@@ -44,10 +48,7 @@ impl TryFrom<LogStoreFormat> for StoreFormat {
         match f {
             LogStoreFormat::Jsonl => Ok(StoreFormat::Jsonl),
             LogStoreFormat::Text => Ok(StoreFormat::Text),
-            LogStoreFormat::Parquet => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "log_store_format \"parquet\" is not written yet; use \"jsonl\" or \"text\"",
-            )),
+            LogStoreFormat::Parquet => Ok(StoreFormat::Parquet),
         }
     }
 }
@@ -184,9 +185,9 @@ impl LocalStore {
         if let Some(why) = file_part_problem(flow_log_id) {
             return Err(invalid("flow log id", flow_log_id, why));
         }
-        let zst = match self.compress {
-            Compress::None => "",
-            Compress::Zstd => ".zst",
+        let zst = match (self.format, self.compress) {
+            (StoreFormat::Parquet, _) | (_, Compress::None) => "",
+            (_, Compress::Zstd) => ".zst",
         };
         Ok(format!(
             "{}_{flow_log_id}_{window_start_unix}.{}{zst}",
@@ -209,16 +210,27 @@ impl LocalStore {
         let store_dir = self.log_store_dir(project_name, log_store_name)?;
         let name = self.file_name(flow_log_id, window_start_unix)?;
 
-        let mut body = Vec::with_capacity(records.len() * 320);
+        let mut body = Vec::new();
         match self.format {
-            StoreFormat::Jsonl => records.iter().for_each(|r| r.write_json(&mut body)),
+            StoreFormat::Jsonl => {
+                body.reserve(records.len() * 320);
+                records.iter().for_each(|r| r.write_json(&mut body));
+            }
             StoreFormat::Text => {
                 let mut text = String::with_capacity(records.len() * 160);
                 records.iter().for_each(|r| r.write_text(&mut text));
                 body = text.into_bytes();
             }
+            StoreFormat::Parquet => {
+                body = crate::parquet::write_records(records).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("local log store: encoding {name} as Parquet: {e}"),
+                    )
+                })?;
+            }
         }
-        if self.compress == Compress::Zstd {
+        if self.compress == Compress::Zstd && self.format != StoreFormat::Parquet {
             body = zstd::stream::encode_all(&body[..], ZSTD_LEVEL)?;
         }
 
@@ -274,7 +286,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Reads every record under `dir` (a log store folder, or any folder above
 /// or below one), recursively, in file name order: `.jsonl` and `.txt`
-/// files, plain or `.zst`. Names starting with a dot (temporary files) and
+/// files, plain or `.zst`, and `.parquet` files. Names starting with a dot (temporary files) and
 /// other files are skipped (folders are all walked). The text form has no `window-start`; it comes
 /// from the file name.
 pub fn read_dir_records(dir: &Path) -> io::Result<Vec<Record>> {
@@ -295,6 +307,13 @@ fn read_into(dir: &Path, out: &mut Vec<Record>) -> io::Result<()> {
             continue;
         }
         if name.starts_with('.') {
+            continue;
+        }
+        if name
+            .strip_suffix(crate::parquet::EXTENSION)
+            .is_some_and(|s| s.ends_with('.'))
+        {
+            out.extend(crate::parquet::read_records(&path)?);
             continue;
         }
         let (stem, zst) = match name.strip_suffix(".zst") {
@@ -587,6 +606,54 @@ mod tests {
     }
 
     #[test]
+    fn parquet_store_round_trip_and_path() {
+        let root = tempfile::tempdir().unwrap();
+        // log_store_compress does not apply: no `.zst`, zstd inside.
+        for (dir, compress) in [("plain", Compress::None), ("zst", Compress::Zstd)] {
+            let store = LocalStore::new(root.path(), StoreFormat::Parquet, compress, "hv-0001");
+            let path = store
+                .write_window("p", dir, "fl-1", 1_764_248_400, &records())
+                .unwrap();
+            assert_eq!(
+                path,
+                root.path().join(format!(
+                    "p/{dir}/dt=2025-11-27/hour=13/hv-0001_fl-1_1764248400.parquet"
+                ))
+            );
+            assert_eq!(&fs::read(&path).unwrap()[..4], b"PAR1");
+            assert_eq!(
+                read_dir_records(&root.path().join("p").join(dir)).unwrap(),
+                records()
+            );
+        }
+        // An empty window is a valid file with no rows; rewriting replaces.
+        let store = LocalStore::new(root.path(), StoreFormat::Parquet, Compress::None, "hv-0001");
+        store
+            .write_window("p", "plain", "fl-1", 1_764_248_400, &[])
+            .unwrap();
+        assert_eq!(
+            read_dir_records(&root.path().join("p/plain")).unwrap(),
+            Vec::<Record>::new()
+        );
+        // Formats mixed in one store are all read, in file name order.
+        let jsonl = LocalStore::new(root.path(), StoreFormat::Jsonl, Compress::None, "hv-0001");
+        jsonl
+            .write_window("p", "plain", "fl-0", 1_764_248_400, &records()[..1])
+            .unwrap();
+        store
+            .write_window("p", "plain", "fl-2", 1_764_248_400, &records()[1..])
+            .unwrap();
+        assert_eq!(
+            read_dir_records(&root.path().join("p/plain")).unwrap(),
+            records()
+        );
+        let files = files_under(root.path());
+        assert!(files
+            .iter()
+            .all(|f| !f.file_name().unwrap().to_str().unwrap().starts_with('.')));
+    }
+
+    #[test]
     fn no_temp_file_left_and_rewrite_replaces() {
         let root = tempfile::tempdir().unwrap();
         let store = LocalStore::new(root.path(), StoreFormat::Jsonl, Compress::None, "hv-0001");
@@ -660,8 +727,10 @@ mod tests {
             StoreFormat::try_from(LogStoreFormat::Text).unwrap(),
             StoreFormat::Text
         );
-        let err = StoreFormat::try_from(LogStoreFormat::Parquet).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+        assert_eq!(
+            StoreFormat::try_from(LogStoreFormat::Parquet).unwrap(),
+            StoreFormat::Parquet
+        );
         assert_eq!(Compress::from(LogStoreCompress::Zstd), Compress::Zstd);
         assert_eq!(Compress::from(LogStoreCompress::None), Compress::None);
     }

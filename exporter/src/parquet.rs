@@ -1,0 +1,709 @@
+//! Flow-log records as Apache Parquet: one file per flow log per window in
+//! the local log store (`log_store_format: "parquet"`, `--format parquet`),
+//! beside JSON Lines and the text form.
+//!
+//! The columns are the keys of the JSON Lines form, in RECORDS.md's order
+//! and with its spelling (`version`, `account-id`, …, `action`, then
+//! `flow-log-id` and `window-start`), so a query reads the same names in
+//! either format. A key that RECORDS.md allows to be `null` is a nullable
+//! column; every other column is required. Types:
+//!
+//! | column | Arrow type | nullable |
+//! |---|---|---|
+//! | `version` | UInt32 | no |
+//! | `account-id`, `vpc-id`, `vswitch-id`, `eni-id` | Utf8 | no |
+//! | `vm-id` | Utf8 | yes (detached ENI) |
+//! | `srcaddr`, `dstaddr` | Utf8, the record's text form (RFC 5952) | yes |
+//! | `srcport`, `dstport` | UInt16 | yes |
+//! | `protocol` | UInt8 | yes |
+//! | `direction` | Utf8 (`in`/`out`) | yes |
+//! | `packets`, `bytes`, `start`, `end` | UInt64 | no |
+//! | `tcp-flags` | UInt8 | no |
+//! | `log-status` | Utf8 (`OK`/`NODATA`/`SKIPDATA`) | no |
+//! | `action` | Utf8 (`ACCEPT`/`REJECT`) | yes |
+//! | `flow-log-id` | Utf8 | no |
+//! | `window-start` | UInt64 | no |
+//!
+//! Unsigned integers keep the record's own ranges; Parquet stores them as
+//! INT32/INT64 with the unsigned integer logical type, which DuckDB
+//! (UTINYINT … UBIGINT) and ClickHouse (UInt8 … UInt64) read as such and
+//! Spark (3.2+) reads as the next wider signed type (UInt64 as
+//! `decimal(20,0)`). `start`, `end` and `window-start` are Unix seconds,
+//! as in JSON Lines, not a timestamp type.
+//!
+//! Every column chunk is zstd-compressed, so a Parquet file never gets a
+//! `.zst` suffix and `log_store_compress` does not apply to it. Columns
+//! with few distinct values in a window (ids, enums, ports, protocol,
+//! flags, times) are dictionary-encoded; the addresses and the counters are
+//! plain-encoded (dictionary encoding them costs time and saves little
+//! after zstd). One window is one row group; column chunk statistics
+//! (min/max) let readers skip files by time or port.
+//!
+//! The arrays are built straight from the records with builders whose
+//! capacity is set up front: no JSON on the way.
+
+use crate::record::{Action, Direction, LogStatus, Record};
+use arrow_array::builder::{
+    StringBuilder, UInt16Builder, UInt32Builder, UInt64Builder, UInt8Builder,
+};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{UInt16Type, UInt32Type, UInt64Type, UInt8Type};
+use arrow_array::{Array, ArrayRef, ArrowPrimitiveType, PrimitiveArray, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+/// File name extension of the store's Parquet files, without the dot.
+pub const EXTENSION: &str = "parquet";
+
+/// zstd level of the column chunks: 1 is the fastest and, on the
+/// dictionary- and plain-encoded columns here, within a few percent of 3.
+pub const ZSTD_LEVEL: i32 = 1;
+
+/// The column names, in order: the JSON Lines keys.
+pub const COLUMNS: [&str; 21] = [
+    "version",
+    "account-id",
+    "vpc-id",
+    "vswitch-id",
+    "vm-id",
+    "eni-id",
+    "srcaddr",
+    "dstaddr",
+    "srcport",
+    "dstport",
+    "protocol",
+    "direction",
+    "packets",
+    "bytes",
+    "start",
+    "end",
+    "tcp-flags",
+    "log-status",
+    "action",
+    "flow-log-id",
+    "window-start",
+];
+
+/// Columns written without dictionary encoding (nearly unique per record).
+const PLAIN_COLUMNS: [&str; 4] = ["srcaddr", "dstaddr", "packets", "bytes"];
+
+/// The Arrow schema of the store's Parquet files (see the module docs).
+pub fn schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            use DataType::{UInt16, UInt32, UInt64, UInt8, Utf8};
+            let f = |name: &str, ty: DataType, nullable: bool| Field::new(name, ty, nullable);
+            Arc::new(Schema::new(vec![
+                f("version", UInt32, false),
+                f("account-id", Utf8, false),
+                f("vpc-id", Utf8, false),
+                f("vswitch-id", Utf8, false),
+                f("vm-id", Utf8, true),
+                f("eni-id", Utf8, false),
+                f("srcaddr", Utf8, true),
+                f("dstaddr", Utf8, true),
+                f("srcport", UInt16, true),
+                f("dstport", UInt16, true),
+                f("protocol", UInt8, true),
+                f("direction", Utf8, true),
+                f("packets", UInt64, false),
+                f("bytes", UInt64, false),
+                f("start", UInt64, false),
+                f("end", UInt64, false),
+                f("tcp-flags", UInt8, false),
+                f("log-status", Utf8, false),
+                f("action", Utf8, true),
+                f("flow-log-id", Utf8, false),
+                f("window-start", UInt64, false),
+            ]))
+        })
+        .clone()
+}
+
+/// The writer settings: zstd column chunks, dictionary encoding except for
+/// [`PLAIN_COLUMNS`], chunk-level statistics, one row group per window
+/// (up to 1 Mi records; a larger window gets more row groups).
+pub fn writer_properties() -> WriterProperties {
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(ZSTD_LEVEL).expect("valid zstd level"),
+        ))
+        .set_dictionary_enabled(true)
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_created_by(concat!("flowlogd ", env!("CARGO_PKG_VERSION")).to_owned());
+    for c in PLAIN_COLUMNS {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
+    }
+    b.build()
+}
+
+fn parquet_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("parquet: {e}"))
+}
+
+/// Appends `a` in dotted-quad form without going through `fmt`.
+fn append_ipv4(b: &mut StringBuilder, a: Ipv4Addr) {
+    let mut buf = [0u8; 15];
+    let mut n = 0;
+    for (i, o) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        if o >= 100 {
+            buf[n] = b'0' + o / 100;
+            n += 1;
+        }
+        if o >= 10 {
+            buf[n] = b'0' + o / 10 % 10;
+            n += 1;
+        }
+        buf[n] = b'0' + o % 10;
+        n += 1;
+    }
+    b.append_value(std::str::from_utf8(&buf[..n]).expect("ASCII digits and dots"));
+}
+
+/// Appends an address in the record's text form (IPv6: RFC 5952, as
+/// `Display` writes it and as the JSON Lines form has it).
+fn append_addr(b: &mut StringBuilder, a: Option<IpAddr>) {
+    match a {
+        None => b.append_null(),
+        Some(IpAddr::V4(v4)) => append_ipv4(b, v4),
+        Some(IpAddr::V6(v6)) => {
+            // Writing to a StringBuilder cannot fail.
+            let _ = write!(b, "{v6}");
+            b.append_value("");
+        }
+    }
+}
+
+/// The records as one Arrow record batch of [`schema`].
+pub fn to_record_batch(records: &[Record]) -> io::Result<RecordBatch> {
+    let n = records.len();
+    let str_b = |avg: usize| StringBuilder::with_capacity(n, n * avg);
+    let mut version = UInt32Builder::with_capacity(n);
+    let mut account = str_b(10);
+    let mut vpc = str_b(8);
+    let mut vswitch = str_b(8);
+    let mut vm = str_b(8);
+    let mut eni = str_b(8);
+    let mut src = str_b(12);
+    let mut dst = str_b(12);
+    let mut srcport = UInt16Builder::with_capacity(n);
+    let mut dstport = UInt16Builder::with_capacity(n);
+    let mut protocol = UInt8Builder::with_capacity(n);
+    let mut direction = str_b(3);
+    let mut packets = UInt64Builder::with_capacity(n);
+    let mut bytes = UInt64Builder::with_capacity(n);
+    let mut start = UInt64Builder::with_capacity(n);
+    let mut end = UInt64Builder::with_capacity(n);
+    let mut flags = UInt8Builder::with_capacity(n);
+    let mut status = str_b(2);
+    let mut action = str_b(6);
+    let mut flow_log = str_b(8);
+    let mut window = UInt64Builder::with_capacity(n);
+    for r in records {
+        version.append_value(r.version);
+        account.append_value(&r.account_id);
+        vpc.append_value(&r.vpc_id);
+        vswitch.append_value(&r.vswitch_id);
+        vm.append_option(r.vm_id.as_deref());
+        eni.append_value(&r.eni_id);
+        append_addr(&mut src, r.srcaddr);
+        append_addr(&mut dst, r.dstaddr);
+        srcport.append_option(r.srcport);
+        dstport.append_option(r.dstport);
+        protocol.append_option(r.protocol);
+        direction.append_option(r.direction.map(Direction::as_str));
+        packets.append_value(r.packets);
+        bytes.append_value(r.bytes);
+        start.append_value(r.start);
+        end.append_value(r.end);
+        flags.append_value(r.tcp_flags);
+        status.append_value(r.log_status.as_str());
+        action.append_option(r.action.map(Action::as_str));
+        flow_log.append_value(&r.flow_log_id);
+        window.append_value(r.window_start);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(version.finish()),
+        Arc::new(account.finish()),
+        Arc::new(vpc.finish()),
+        Arc::new(vswitch.finish()),
+        Arc::new(vm.finish()),
+        Arc::new(eni.finish()),
+        Arc::new(src.finish()),
+        Arc::new(dst.finish()),
+        Arc::new(srcport.finish()),
+        Arc::new(dstport.finish()),
+        Arc::new(protocol.finish()),
+        Arc::new(direction.finish()),
+        Arc::new(packets.finish()),
+        Arc::new(bytes.finish()),
+        Arc::new(start.finish()),
+        Arc::new(end.finish()),
+        Arc::new(flags.finish()),
+        Arc::new(status.finish()),
+        Arc::new(action.finish()),
+        Arc::new(flow_log.finish()),
+        Arc::new(window.finish()),
+    ];
+    RecordBatch::try_new(schema(), columns).map_err(parquet_err)
+}
+
+/// Writes the records as one Parquet file to `w` and returns `w`. With no
+/// records the file still holds the schema (and no row group).
+pub fn write_records_to<W: Write + Send>(w: W, records: &[Record]) -> io::Result<W> {
+    let mut writer =
+        ArrowWriter::try_new(w, schema(), Some(writer_properties())).map_err(parquet_err)?;
+    if !records.is_empty() {
+        writer
+            .write(&to_record_batch(records)?)
+            .map_err(parquet_err)?;
+    }
+    writer.into_inner().map_err(parquet_err)
+}
+
+/// The records as the bytes of one Parquet file.
+pub fn write_records(records: &[Record]) -> io::Result<Vec<u8>> {
+    // zstd leaves roughly 10–25 bytes per record.
+    write_records_to(Vec::with_capacity(4096 + records.len() * 24), records)
+}
+
+/// Reads every record of a Parquet file of [`schema`]. Columns are found by
+/// name (extra columns are ignored); a missing column, a column of another
+/// type, a null in a required column or a value outside RECORDS.md is an
+/// error naming the file.
+pub fn read_records(path: &Path) -> io::Result<Vec<Record>> {
+    let on = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let file = File::open(path).map_err(on)?;
+    read_records_from(file).map_err(on)
+}
+
+/// [`read_records`] from an open file.
+pub fn read_records_from(file: File) -> io::Result<Vec<Record>> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err)?;
+    let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let reader = builder
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(parquet_err)?;
+    let mut out = Vec::with_capacity(rows);
+    for batch in reader {
+        let batch = batch.map_err(parquet_err)?;
+        batch_records(&batch, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn bad(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> io::Result<&'a ArrayRef> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| bad(format!("no column {name:?}")))
+}
+
+fn strings<'a>(batch: &'a RecordBatch, name: &str) -> io::Result<&'a StringArray> {
+    let c = column(batch, name)?;
+    c.as_string_opt::<i32>()
+        .ok_or_else(|| bad(format!("column {name:?} is {}, not Utf8", c.data_type())))
+}
+
+fn ints<'a, T: ArrowPrimitiveType>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> io::Result<&'a PrimitiveArray<T>> {
+    let c = column(batch, name)?;
+    c.as_primitive_opt::<T>().ok_or_else(|| {
+        bad(format!(
+            "column {name:?} is {}, not {}",
+            c.data_type(),
+            T::DATA_TYPE
+        ))
+    })
+}
+
+fn opt_str(a: &StringArray, i: usize) -> Option<&str> {
+    a.is_valid(i).then(|| a.value(i))
+}
+
+fn opt_int<T: ArrowPrimitiveType>(a: &PrimitiveArray<T>, i: usize) -> Option<T::Native> {
+    a.is_valid(i).then(|| a.value(i))
+}
+
+fn req_str<'a>(a: &'a StringArray, i: usize, name: &str) -> io::Result<&'a str> {
+    opt_str(a, i).ok_or_else(|| bad(format!("row {i}: {name} is null")))
+}
+
+fn req_int<T: ArrowPrimitiveType>(
+    a: &PrimitiveArray<T>,
+    i: usize,
+    name: &str,
+) -> io::Result<T::Native> {
+    opt_int(a, i).ok_or_else(|| bad(format!("row {i}: {name} is null")))
+}
+
+fn parse_addr(a: &StringArray, i: usize, name: &str) -> io::Result<Option<IpAddr>> {
+    opt_str(a, i)
+        .map(|s| {
+            s.parse()
+                .map_err(|_| bad(format!("row {i}: {name} {s:?} is not an IP address")))
+        })
+        .transpose()
+}
+
+/// Appends the records of one batch of [`schema`] to `out`.
+pub fn batch_records(batch: &RecordBatch, out: &mut Vec<Record>) -> io::Result<()> {
+    let version = ints::<UInt32Type>(batch, "version")?;
+    let account = strings(batch, "account-id")?;
+    let vpc = strings(batch, "vpc-id")?;
+    let vswitch = strings(batch, "vswitch-id")?;
+    let vm = strings(batch, "vm-id")?;
+    let eni = strings(batch, "eni-id")?;
+    let src = strings(batch, "srcaddr")?;
+    let dst = strings(batch, "dstaddr")?;
+    let srcport = ints::<UInt16Type>(batch, "srcport")?;
+    let dstport = ints::<UInt16Type>(batch, "dstport")?;
+    let protocol = ints::<UInt8Type>(batch, "protocol")?;
+    let direction = strings(batch, "direction")?;
+    let packets = ints::<UInt64Type>(batch, "packets")?;
+    let bytes = ints::<UInt64Type>(batch, "bytes")?;
+    let start = ints::<UInt64Type>(batch, "start")?;
+    let end = ints::<UInt64Type>(batch, "end")?;
+    let flags = ints::<UInt8Type>(batch, "tcp-flags")?;
+    let status = strings(batch, "log-status")?;
+    let action = strings(batch, "action")?;
+    let flow_log = strings(batch, "flow-log-id")?;
+    let window = ints::<UInt64Type>(batch, "window-start")?;
+    out.reserve(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        let direction = match opt_str(direction, i) {
+            None => None,
+            Some("in") => Some(Direction::In),
+            Some("out") => Some(Direction::Out),
+            Some(s) => return Err(bad(format!("row {i}: direction {s:?} is not in or out"))),
+        };
+        let log_status = match req_str(status, i, "log-status")? {
+            "OK" => LogStatus::Ok,
+            "NODATA" => LogStatus::NoData,
+            "SKIPDATA" => LogStatus::SkipData,
+            s => {
+                return Err(bad(format!(
+                    "row {i}: log-status {s:?} is not OK, NODATA or SKIPDATA"
+                )))
+            }
+        };
+        let action = match opt_str(action, i) {
+            None => None,
+            Some("ACCEPT") => Some(Action::Accept),
+            Some("REJECT") => Some(Action::Reject),
+            Some(s) => {
+                return Err(bad(format!(
+                    "row {i}: action {s:?} is not ACCEPT or REJECT"
+                )))
+            }
+        };
+        out.push(Record {
+            version: req_int(version, i, "version")?,
+            account_id: req_str(account, i, "account-id")?.to_owned(),
+            vpc_id: req_str(vpc, i, "vpc-id")?.to_owned(),
+            vswitch_id: req_str(vswitch, i, "vswitch-id")?.to_owned(),
+            vm_id: opt_str(vm, i).map(str::to_owned),
+            eni_id: req_str(eni, i, "eni-id")?.to_owned(),
+            srcaddr: parse_addr(src, i, "srcaddr")?,
+            dstaddr: parse_addr(dst, i, "dstaddr")?,
+            srcport: opt_int(srcport, i),
+            dstport: opt_int(dstport, i),
+            protocol: opt_int(protocol, i),
+            direction,
+            packets: req_int(packets, i, "packets")?,
+            bytes: req_int(bytes, i, "bytes")?,
+            start: req_int(start, i, "start")?,
+            end: req_int(end, i, "end")?,
+            tcp_flags: req_int(flags, i, "tcp-flags")?,
+            log_status,
+            action,
+            flow_log_id: req_str(flow_log, i, "flow-log-id")?.to_owned(),
+            window_start: req_int(window, i, "window-start")?,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::VERSION;
+    use std::net::Ipv6Addr;
+
+    const W: u64 = 1_764_248_400;
+
+    fn base() -> Record {
+        Record {
+            version: VERSION,
+            account_id: "1234567890".into(),
+            vpc_id: "vpc-1".into(),
+            vswitch_id: "vsw-1".into(),
+            vm_id: Some("i-a1".into()),
+            eni_id: "eni-a1".into(),
+            srcaddr: Some("10.0.1.5".parse().unwrap()),
+            dstaddr: Some("203.0.113.200".parse().unwrap()),
+            srcport: Some(40_001),
+            dstport: Some(443),
+            protocol: Some(6),
+            direction: Some(Direction::Out),
+            packets: 3,
+            bytes: 180,
+            start: W + 1,
+            end: W + 60,
+            tcp_flags: 0x12,
+            log_status: LogStatus::Ok,
+            action: Some(Action::Accept),
+            flow_log_id: "fl-1".into(),
+            window_start: W,
+        }
+    }
+
+    fn status(log_status: LogStatus, packets: u64, bytes: u64) -> Record {
+        Record {
+            vm_id: None,
+            srcaddr: None,
+            dstaddr: None,
+            srcport: None,
+            dstport: None,
+            protocol: None,
+            direction: None,
+            packets,
+            bytes,
+            start: W,
+            end: W + 599,
+            tcp_flags: 0,
+            log_status,
+            action: None,
+            ..base()
+        }
+    }
+
+    /// One record of every kind RECORDS.md has.
+    fn every_kind() -> Vec<Record> {
+        vec![
+            base(),
+            Record {
+                direction: Some(Direction::In),
+                action: Some(Action::Reject),
+                srcaddr: Some("0.0.0.0".parse().unwrap()),
+                dstaddr: Some("255.255.255.255".parse().unwrap()),
+                srcport: Some(0),
+                dstport: Some(u16::MAX),
+                packets: u64::MAX,
+                bytes: u64::MAX - 1,
+                tcp_flags: 0xff,
+                ..base()
+            },
+            // UDP over IPv6, with the RFC 5952 forms.
+            Record {
+                srcaddr: Some("fd00::1:5".parse().unwrap()),
+                dstaddr: Some("2001:db8:0:0:1:0:0:1".parse().unwrap()),
+                protocol: Some(17),
+                srcport: Some(53),
+                dstport: Some(5353),
+                tcp_flags: 0,
+                ..base()
+            },
+            // IPv4-mapped IPv6.
+            Record {
+                srcaddr: Some(IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped())),
+                dstaddr: Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+                ..base()
+            },
+            // ICMP echo request and ICMPv6 port unreachable: type*256+code.
+            Record {
+                protocol: Some(1),
+                srcport: Some(0),
+                dstport: Some(8 * 256),
+                tcp_flags: 0,
+                ..base()
+            },
+            Record {
+                srcaddr: Some("fe80::1".parse().unwrap()),
+                dstaddr: Some("ff02::1".parse().unwrap()),
+                protocol: Some(58),
+                srcport: Some(0),
+                dstport: Some(256 + 4),
+                tcp_flags: 0,
+                ..base()
+            },
+            // A detached ENI; another flow log and window.
+            Record {
+                vm_id: None,
+                flow_log_id: "fl-2".into(),
+                window_start: W + 600,
+                start: W + 600,
+                end: W + 601,
+                protocol: Some(132),
+                ..base()
+            },
+            status(LogStatus::NoData, 0, 0),
+            status(LogStatus::SkipData, 12_345, 6_789_000),
+        ]
+    }
+
+    fn round_trip(records: &[Record]) -> Vec<Record> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.parquet");
+        std::fs::write(&path, write_records(records).unwrap()).unwrap();
+        read_records(&path).unwrap()
+    }
+
+    #[test]
+    fn parquet_round_trip_every_kind() {
+        let recs = every_kind();
+        assert_eq!(round_trip(&recs), recs);
+    }
+
+    #[test]
+    fn parquet_round_trip_empty_and_many() {
+        assert_eq!(round_trip(&[]), Vec::<Record>::new());
+        // More rows than one read batch, many distinct addresses.
+        let recs: Vec<Record> = (0..150_000u32)
+            .map(|i| {
+                let mut r = every_kind()[(i % 9) as usize].clone();
+                if r.srcaddr.is_some() {
+                    r.srcaddr = Some(IpAddr::V4(Ipv4Addr::from(i.wrapping_mul(2_654_435_761))));
+                    r.srcport = Some(i as u16);
+                }
+                r
+            })
+            .collect();
+        assert_eq!(round_trip(&recs), recs);
+    }
+
+    #[test]
+    fn parquet_ipv4_text_form_matches_display() {
+        let mut b = StringBuilder::new();
+        let addrs: Vec<Ipv4Addr> = [
+            0u32,
+            1,
+            9,
+            10,
+            99,
+            100,
+            255,
+            0x0a00_0105,
+            0xc0a8_6464,
+            u32::MAX,
+        ]
+        .into_iter()
+        .map(Ipv4Addr::from)
+        .chain((0..2000u32).map(|i| Ipv4Addr::from(i.wrapping_mul(2_246_822_519))))
+        .collect();
+        for a in &addrs {
+            append_ipv4(&mut b, *a);
+        }
+        let arr = b.finish();
+        for (i, a) in addrs.iter().enumerate() {
+            assert_eq!(arr.value(i), a.to_string());
+        }
+    }
+
+    #[test]
+    fn parquet_schema_names_types_and_nulls() {
+        let s = schema();
+        let names: Vec<&str> = s.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, COLUMNS);
+        // The JSON keys of a record, in the same order.
+        let json = serde_json::to_value(base()).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut sorted_cols = COLUMNS.to_vec();
+        sorted_cols.sort_unstable();
+        let mut sorted_keys = keys.clone();
+        sorted_keys.sort_unstable();
+        assert_eq!(sorted_cols, sorted_keys);
+        // Nullable exactly where a status record has null.
+        let nulls = serde_json::to_value(status(LogStatus::NoData, 0, 0)).unwrap();
+        let mut nullable_keys: Vec<&str> = nulls
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| v.is_null())
+            .map(|(k, _)| k.as_str())
+            .collect();
+        nullable_keys.sort_unstable();
+        let mut nullable: Vec<&str> = s
+            .fields()
+            .iter()
+            .filter(|f| f.is_nullable())
+            .map(|f| f.name().as_str())
+            .collect();
+        nullable.sort_unstable();
+        assert_eq!(nullable, nullable_keys);
+        let ty = |n: &str| s.field_with_name(n).unwrap().data_type().clone();
+        assert_eq!(ty("srcport"), DataType::UInt16);
+        assert_eq!(ty("protocol"), DataType::UInt8);
+        assert_eq!(ty("tcp-flags"), DataType::UInt8);
+        assert_eq!(ty("bytes"), DataType::UInt64);
+        assert_eq!(ty("srcaddr"), DataType::Utf8);
+    }
+
+    #[test]
+    fn parquet_file_is_zstd_parquet() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.parquet");
+        let bytes = write_records(&every_kind()).unwrap();
+        assert_eq!(&bytes[..4], b"PAR1");
+        assert_eq!(&bytes[bytes.len() - 4..], b"PAR1");
+        std::fs::write(&path, bytes).unwrap();
+        let r = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        let md = r.metadata();
+        assert_eq!(md.num_row_groups(), 1);
+        assert_eq!(md.file_metadata().num_rows(), 9);
+        for c in md.row_group(0).columns() {
+            assert!(
+                matches!(c.compression(), Compression::ZSTD(_)),
+                "{:?}",
+                c.column_path()
+            );
+        }
+    }
+
+    #[test]
+    fn parquet_bad_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.parquet");
+        std::fs::write(&path, b"not parquet").unwrap();
+        let e = read_records(&path).unwrap_err();
+        assert!(e.to_string().contains("x.parquet"), "{e}");
+        // A bad enum value.
+        let mut batch = to_record_batch(&[base()]).unwrap();
+        let mut cols = batch.columns().to_vec();
+        cols[17] = Arc::new(StringArray::from(vec!["MAYBE"]));
+        batch = RecordBatch::try_new(schema(), cols).unwrap();
+        let e = batch_records(&batch, &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("MAYBE"), "{e}");
+        // A missing column.
+        let e = batch_records(&batch.project(&[0, 1]).unwrap(), &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("vpc-id"), "{e}");
+        assert!(read_records(&dir.path().join("missing.parquet")).is_err());
+    }
+}
