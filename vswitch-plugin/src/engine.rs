@@ -263,10 +263,11 @@ impl Engine {
         st.slots = slots;
         st.gone = gone;
         match self.live.propose(snapshot, self.apply_timeout) {
-            Ok((gen, from)) => {
+            Ok(a) => {
                 if let Some(o) = reply.as_object_mut() {
-                    o.insert("generation".into(), json!(gen));
-                    o.insert("applied_at".into(), json!(from));
+                    o.insert("generation".into(), json!(a.gen));
+                    o.insert("applied_at".into(), json!(a.from));
+                    o.insert("applied_at_frame".into(), json!(a.frame));
                     o.insert("saved".into(), json!(self.save_to.is_some()));
                 }
                 Ok(reply)

@@ -16,9 +16,9 @@ pub mod engine;
 pub mod export;
 pub mod flow;
 pub mod gen;
-pub mod live;
 #[cfg(feature = "dpdk")]
 pub mod host;
+pub mod live;
 pub mod mem;
 pub mod policy;
 pub mod replay;

@@ -35,6 +35,18 @@ pub struct Snapshot {
     pub attribution: Arc<Attribution>,
 }
 
+/// Where a change took effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// Its generation.
+    pub gen: u32,
+    /// Unix seconds of the packet clock.
+    pub from: u64,
+    /// Index (from 0) of the first frame read under it: every frame before
+    /// it was judged and recorded under the previous generation.
+    pub frame: u64,
+}
+
 /// A generation in force: its snapshot and the packet time it began at.
 #[derive(Debug)]
 pub struct Generation {
@@ -108,8 +120,8 @@ pub struct Live {
     /// A change waiting for the datapath.
     pending: Mutex<Option<Arc<Snapshot>>>,
     has_pending: AtomicBool,
-    /// The last change applied: (generation, from).
-    applied: Mutex<Option<(u32, u64)>>,
+    /// The last change applied.
+    applied: Mutex<Option<Applied>>,
     applied_cv: Condvar,
     /// Set when the datapath is gone (no change will be applied any more).
     closed: AtomicBool,
@@ -133,13 +145,8 @@ impl Live {
     }
 
     /// Hands `snapshot` to the datapath and waits (up to `timeout`) until it
-    /// is in force. Returns (generation, from: Unix seconds of the packet
-    /// clock).
-    pub fn propose(
-        &self,
-        snapshot: Arc<Snapshot>,
-        timeout: Duration,
-    ) -> Result<(u32, u64), String> {
+    /// is in force; says where it took effect.
+    pub fn propose(&self, snapshot: Arc<Snapshot>, timeout: Duration) -> Result<Applied, String> {
         if self.closed.load(Ordering::Acquire) {
             return Err("the datapath has stopped; the change is saved for the next start".into());
         }
@@ -190,9 +197,10 @@ impl Live {
         Some((gens.len() as u32, g))
     }
 
-    /// Tells the proposer that generation `gen` is in force.
-    pub fn applied(&self, gen: u32, from: u64) {
-        *self.applied.lock() = Some((gen, from));
+    /// Tells the proposer that generation `gen` is in force from frame
+    /// `frame` on.
+    pub fn applied(&self, gen: u32, from: u64, frame: u64) {
+        *self.applied.lock() = Some(Applied { gen, from, frame });
         self.applied_cv.notify_all();
     }
 

@@ -539,10 +539,11 @@ impl Feed for Threads<'_> {
 }
 
 /// Puts a waiting configuration change in force now (`now`: Unix seconds
-/// of the packet clock), before the next packet. Returns whether it did.
+/// of the packet clock), before frame `frame`. Returns whether it did.
 fn apply_pending(
     live: &Live,
     now: u64,
+    frame: u64,
     started: bool,
     feed: &mut impl Feed,
     attribution: &mut Arc<Attribution>,
@@ -557,7 +558,7 @@ fn apply_pending(
         // The cut took a table, as a rotation does.
         *rotations += 1;
     }
-    live.applied(gen, g.from);
+    live.applied(gen, g.from, frame);
     true
 }
 
@@ -629,8 +630,15 @@ fn dispatch(
                             // The packet clock now: where the wait is.
                             let virt = t0 + ((now - wall0).as_secs_f64() * p * 1e9) as u64;
                             let at = now_ns.max(virt.min(f.ts_nanos)) / 1_000_000_000;
-                            if apply_pending(l, at, started, feed, &mut attribution, &mut rotations)
-                            {
+                            if apply_pending(
+                                l,
+                                at,
+                                sum.read - 1,
+                                started,
+                                feed,
+                                &mut attribution,
+                                &mut rotations,
+                            ) {
                                 publish_dispatch(l, &sum, at, feed);
                             }
                         }
@@ -643,7 +651,15 @@ fn dispatch(
         let secs = now_ns / 1_000_000_000;
         if let Some(l) = live {
             if l.has_pending() {
-                apply_pending(l, secs, started, feed, &mut attribution, &mut rotations);
+                apply_pending(
+                    l,
+                    secs,
+                    sum.read - 1,
+                    started,
+                    feed,
+                    &mut attribution,
+                    &mut rotations,
+                );
             }
             if sum.read & 0xFFF == 0 {
                 publish_dispatch(l, &sum, secs, feed);
