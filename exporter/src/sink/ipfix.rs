@@ -113,6 +113,8 @@ mod ie {
     pub const ICMP_TYPE_CODE_IPV6: u16 = 139;
     pub const FLOW_START_SECONDS: u16 = 150;
     pub const FLOW_END_SECONDS: u16 = 151;
+    pub const FLOW_START_MILLISECONDS: u16 = 152;
+    pub const FLOW_END_MILLISECONDS: u16 = 153;
 }
 
 /// One field specifier: element id, length (`VARLEN` for variable), and the
@@ -167,6 +169,8 @@ macro_rules! flow_template {
         [
             iana(ie::FLOW_START_SECONDS, 4),
             iana(ie::FLOW_END_SECONDS, 4),
+            iana(ie::FLOW_START_MILLISECONDS, 8),
+            iana(ie::FLOW_END_MILLISECONDS, 8),
             iana(ie::OCTET_DELTA_COUNT, 8),
             iana(ie::PACKET_DELTA_COUNT, 8),
             iana($src, $alen),
@@ -181,7 +185,7 @@ macro_rules! flow_template {
 }
 
 /// Template 256: IPv4 flows (all protocols but ICMP).
-pub const FLOW_V4: [Field; 18] = flow_template!(
+pub const FLOW_V4: [Field; 20] = flow_template!(
     ie::SOURCE_IPV4_ADDRESS,
     ie::DESTINATION_IPV4_ADDRESS,
     4,
@@ -192,7 +196,7 @@ pub const FLOW_V4: [Field; 18] = flow_template!(
     ]
 );
 /// Template 257: IPv6 flows (all protocols but ICMPv6).
-pub const FLOW_V6: [Field; 18] = flow_template!(
+pub const FLOW_V6: [Field; 20] = flow_template!(
     ie::SOURCE_IPV6_ADDRESS,
     ie::DESTINATION_IPV6_ADDRESS,
     16,
@@ -203,14 +207,14 @@ pub const FLOW_V6: [Field; 18] = flow_template!(
     ]
 );
 /// Template 258: IPv4 ICMP flows.
-pub const ICMP_V4: [Field; 16] = flow_template!(
+pub const ICMP_V4: [Field; 18] = flow_template!(
     ie::SOURCE_IPV4_ADDRESS,
     ie::DESTINATION_IPV4_ADDRESS,
     4,
     [iana(ie::ICMP_TYPE_CODE_IPV4, 2)]
 );
 /// Template 259: IPv6 ICMP flows.
-pub const ICMP_V6: [Field; 16] = flow_template!(
+pub const ICMP_V6: [Field; 18] = flow_template!(
     ie::SOURCE_IPV6_ADDRESS,
     ie::DESTINATION_IPV6_ADDRESS,
     16,
@@ -400,6 +404,8 @@ fn addrs(r: &Record) -> Addrs {
 fn put_flow(out: &mut Vec<u8>, r: &Record, a: &Addrs, icmp: bool) {
     out.extend_from_slice(&secs32(r.start).to_be_bytes());
     out.extend_from_slice(&secs32(r.end).to_be_bytes());
+    out.extend_from_slice(&r.start.saturating_mul(1000).to_be_bytes());
+    out.extend_from_slice(&r.end.saturating_mul(1000).to_be_bytes());
     out.extend_from_slice(&r.bytes.to_be_bytes());
     out.extend_from_slice(&r.packets.to_be_bytes());
     match a {
@@ -466,10 +472,10 @@ fn ids_len(r: &Record) -> usize {
 
 /// Fixed part of each template's records, by [`Kind`].
 const FIXED: [usize; 5] = [
-    4 + 4 + 8 + 8 + 4 + 4 + 2 + 2 + 2 + 3,
-    4 + 4 + 8 + 8 + 16 + 16 + 2 + 2 + 2 + 3,
-    4 + 4 + 8 + 8 + 4 + 4 + 2 + 3,
-    4 + 4 + 8 + 8 + 16 + 16 + 2 + 3,
+    4 + 4 + 16 + 8 + 8 + 4 + 4 + 2 + 2 + 2 + 3,
+    4 + 4 + 16 + 8 + 8 + 16 + 16 + 2 + 2 + 2 + 3,
+    4 + 4 + 16 + 8 + 8 + 4 + 4 + 2 + 3,
+    4 + 4 + 16 + 8 + 8 + 16 + 16 + 2 + 3,
     4 + 4 + 1 + 8 + 8,
 ];
 
@@ -486,10 +492,7 @@ impl Pending {
         let mut buf = Vec::with_capacity(max);
         buf.resize(HEADER + SET_HEADER, 0);
         buf[HEADER..HEADER + 2].copy_from_slice(&tid.to_be_bytes());
-        Pending {
-            buf,
-            records: 0,
-        }
+        Pending { buf, records: 0 }
     }
 
     fn clear(&mut self) {
@@ -1182,10 +1185,11 @@ mod tests {
     #[test]
     fn template_layout_is_the_documented_one() {
         let t = template_sets();
-        // Template set header, then template 256 with 18 fields.
+        // Template set header, then template 256 with 20 fields.
         assert_eq!(&t[0..2], &[0, 2]);
-        assert_eq!(&t[4..8], &[1, 0, 0, 18]);
-        // flowStartSeconds/4, flowEndSeconds/4, octetDeltaCount/8,
+        assert_eq!(&t[4..8], &[1, 0, 0, 20]);
+        // flowStartSeconds/4, flowEndSeconds/4, flowStartMilliseconds/8,
+        // flowEndMilliseconds/8, octetDeltaCount/8,
         // packetDeltaCount/8, sourceIPv4Address/4, destinationIPv4Address/4,
         // sourceTransportPort/2, destinationTransportPort/2,
         // tcpControlBits/2, protocolIdentifier/1, flowDirection/1,
@@ -1193,6 +1197,8 @@ mod tests {
         let iana: Vec<u8> = [
             (150u16, 4u16),
             (151, 4),
+            (152, 8),
+            (153, 8),
             (1, 8),
             (2, 8),
             (8, 4),
@@ -1218,7 +1224,7 @@ mod tests {
         let msg = d.message(&m);
         assert_eq!(msg.templates, vec![256, 257, 258, 259, 260]);
         assert_eq!(
-            d.templates[&TID_V6][4],
+            d.templates[&TID_V6][6],
             Field {
                 id: 27,
                 len: 16,
@@ -1226,7 +1232,7 @@ mod tests {
             }
         );
         assert_eq!(
-            d.templates[&TID_ICMP_V4][6],
+            d.templates[&TID_ICMP_V4][8],
             Field {
                 id: 32,
                 len: 2,
@@ -1234,7 +1240,7 @@ mod tests {
             }
         );
         assert_eq!(
-            d.templates[&TID_ICMP_V6][6],
+            d.templates[&TID_ICMP_V6][8],
             Field {
                 id: 139,
                 len: 2,
@@ -1297,6 +1303,10 @@ mod tests {
             assert_eq!(g.str(ent::VM_ID), want.vm_id.clone().unwrap_or_default());
             assert_eq!(g.num(ie::FLOW_START_SECONDS), want.start);
             assert_eq!(g.num(ie::FLOW_END_SECONDS), want.end);
+            if want.log_status == LogStatus::Ok {
+                assert_eq!(g.num(ie::FLOW_START_MILLISECONDS), want.start * 1000);
+                assert_eq!(g.num(ie::FLOW_END_MILLISECONDS), want.end * 1000);
+            }
             assert_eq!(g.num(ie::PACKET_DELTA_COUNT), want.packets);
             assert_eq!(g.num(ie::OCTET_DELTA_COUNT), want.bytes);
             if want.log_status != LogStatus::Ok {
@@ -1394,7 +1404,7 @@ mod tests {
             }
             assert_eq!(got, n);
             // Every message but the last of its template is full: no room
-            // for one more record (the largest here is 103 bytes).
+            // for one more record (the largest here is 119 bytes).
             for tid in [TID_V4, TID_V6, TID_ICMP_V4, TID_STATUS] {
                 let of: Vec<&Msg> = msgs
                     .iter()
@@ -1402,7 +1412,7 @@ mod tests {
                     .collect();
                 assert!(of.len() > 1, "template {tid}");
                 for m in &of[..of.len() - 1] {
-                    assert!(m.len + 103 > UDP_MAX_MESSAGE, "{} bytes", m.len);
+                    assert!(m.len + 119 > UDP_MAX_MESSAGE, "{} bytes", m.len);
                 }
             }
             before += n as u64;
@@ -1581,5 +1591,229 @@ mod tests {
         assert_eq!(second[0].seq, 0);
         assert_eq!(second.iter().map(|m| m.records.len()).sum::<usize>(), 20);
         assert_eq!(s.sent().connects, 2);
+    }
+
+    /// A real `nfcapd` (nfdump 1.7.1) on a free loopback UDP port, writing
+    /// into a temp dir; stopped with SIGTERM so it flushes its file.
+    struct Nfcapd {
+        child: std::process::Child,
+        dir: tempfile::TempDir,
+        port: u16,
+    }
+
+    impl Nfcapd {
+        fn start() -> Nfcapd {
+            let dir = tempfile::tempdir().unwrap();
+            let port = UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = std::process::Command::new("nfcapd")
+                .args([
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-t",
+                    "3600",
+                    "-w",
+                ])
+                .arg(dir.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run nfcapd ({e}): run scripts/setup.sh"));
+            // Ready once the port is taken.
+            let until = Instant::now() + Duration::from_secs(10);
+            while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+                assert!(Instant::now() < until, "nfcapd did not bind port {port}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Nfcapd { child, dir, port }
+        }
+
+        /// Stops it and returns `nfdump -o json` of what it got, and its
+        /// log.
+        fn stop(mut self) -> (Vec<serde_json::Value>, String) {
+            let st = std::process::Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(st.success());
+            self.child.wait().unwrap();
+            let files: Vec<_> = std::fs::read_dir(self.dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| {
+                    p.file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with("nfcapd.")
+                })
+                .collect();
+            assert_eq!(files.len(), 1, "{files:?}");
+            let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap();
+            let out = std::process::Command::new("nfdump")
+                .env("TZ", "UTC")
+                .args(["-q", "-o", "json", "-r"])
+                .arg(&files[0])
+                .output()
+                .expect("nfdump: run scripts/setup.sh");
+            let text = String::from_utf8_lossy(&out.stdout);
+            if text.contains("No matching flows") {
+                return (vec![], log);
+            }
+            // With -q, nfdump 1.7.1 leaves out the enclosing brackets.
+            let text = format!(
+                "[{}]",
+                text.trim().trim_start_matches('[').trim_end_matches(']')
+            );
+            let flows =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("nfdump json: {e}: {text}"));
+            (flows, log)
+        }
+    }
+
+    /// nfdump's JSON of one flow in the terms of a record: addresses,
+    /// ports (ICMP: type*256+code), protocol, packets, bytes, start, end,
+    /// flags, direction.
+    fn nfdump_key(g: &serde_json::Value) -> String {
+        let addr = |k4: &str, k6: &str| {
+            g.get(k4)
+                .or_else(|| g.get(k6))
+                .and_then(|v| v.as_str())
+                .unwrap_or("?")
+                .to_owned()
+        };
+        let proto = g["proto"].as_u64().unwrap();
+        let (sport, dport) = if proto == 1 || proto == 58 {
+            (
+                0,
+                g["icmp_type"].as_u64().unwrap() * 256 + g["icmp_code"].as_u64().unwrap(),
+            )
+        } else {
+            (
+                g["src_port"].as_u64().unwrap(),
+                g["dst_port"].as_u64().unwrap(),
+            )
+        };
+        // "...AP.SF": CWR ECE URG ACK PSH RST SYN FIN.
+        let flags = g.get("tcp_flags").and_then(|f| f.as_str()).map_or(0, |f| {
+            f.bytes().fold(0u8, |a, c| a << 1 | u8::from(c != b'.'))
+        });
+        let secs = |k: &str| {
+            let t = g[k].as_str().unwrap();
+            // nfdump prints local time: it runs with TZ=UTC.
+            t.to_owned()
+        };
+        format!(
+            "{} {} {sport} {dport} {proto} {} {} {} {} {flags} dir={}",
+            addr("src4_addr", "src6_addr"),
+            addr("dst4_addr", "dst6_addr"),
+            g["in_packets"],
+            g["in_bytes"],
+            secs("first"),
+            secs("last"),
+            g["direction"]
+        )
+    }
+
+    fn record_key(r: &Record) -> String {
+        let t = |s: u64| {
+            let days = s / 86400;
+            let (y, m, d) = civil(days as i64);
+            let rem = s % 86400;
+            format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000",
+                rem / 3600,
+                rem / 60 % 60,
+                rem % 60
+            )
+        };
+        format!(
+            "{} {} {} {} {} {} {} {} {} {} dir={}",
+            r.srcaddr.unwrap(),
+            r.dstaddr.unwrap(),
+            r.srcport.unwrap(),
+            r.dstport.unwrap(),
+            r.protocol.unwrap(),
+            r.packets,
+            r.bytes,
+            t(r.start),
+            t(r.end),
+            r.tcp_flags,
+            u8::from(r.direction == Some(Direction::Out))
+        )
+    }
+
+    /// Days since 1970-01-01 to (year, month, day) (Howard Hinnant).
+    fn civil(z: i64) -> (i64, u32, u32) {
+        let z = z + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+        let y = yoe + era * 400;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        (if m <= 2 { y + 1 } else { y }, m, d)
+    }
+
+    #[test]
+    fn nfcapd_reads_back_what_the_sink_sends() {
+        let n = Nfcapd::start();
+        let opts = config::IpfixSink {
+            address: format!("127.0.0.1:{}", n.port),
+            transport: Transport::Udp,
+        };
+        let mut s = IpfixSink::open(&opts, "hv-test").unwrap();
+        let mut sent = vec![];
+        for i in 0..200u16 {
+            let mut r = match i % 8 {
+                0 => rec("fd00::1", "2001:db8::2", 6, 1000 + i, 443),
+                1 => rec("10.0.0.1", "10.0.0.9", 1, 0, 3 * 256 + (i % 16)),
+                2 => rec("fd00::1", "fd00::2", 58, 0, 128 * 256),
+                3 => rec("10.0.0.3", "10.0.0.1", 17, 53, 5000 + i),
+                _ => rec("10.0.0.1", "192.0.2.7", 6, 30000 + i, 80),
+            };
+            r.packets = u64::from(i) + 1;
+            r.bytes = 40 * (u64::from(i) + 1);
+            r.start = 1_700_000_000 + u64::from(i % 60);
+            r.end = r.start + u64::from(i % 7);
+            r.tcp_flags = if r.protocol == Some(6) {
+                (i % 64) as u8
+            } else {
+                0
+            };
+            r.direction = Some(if i % 2 == 0 {
+                Direction::In
+            } else {
+                Direction::Out
+            });
+            r.action = Some(if i % 3 == 0 {
+                Action::Reject
+            } else {
+                Action::Accept
+            });
+            sent.push(r);
+        }
+        let mut w = sent.clone();
+        w.push(status("eni-2", LogStatus::NoData, 0));
+        w.push(status("eni-3", LogStatus::SkipData, 9));
+        // Two windows: templates only before the first.
+        s.deliver(&window(w[..100].to_vec())).unwrap();
+        s.deliver(&window(w[100..].to_vec())).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let (got, log) = n.stop();
+        // Sequence numbers as nfcapd expects them (RFC 7011: data records).
+        assert!(log.contains("Sequence Errors: 0"), "{log}");
+        let mut want: Vec<String> = sent.iter().map(record_key).collect();
+        let mut have: Vec<String> = got.iter().map(nfdump_key).collect();
+        want.sort();
+        have.sort();
+        assert_eq!(have, want);
+        assert_eq!(s.tick(), Ok(()));
     }
 }

@@ -2,6 +2,9 @@
 //! Unix domain socket (docs/control-protocol.md), and the [`Handler`] that
 //! answers them (stats, flow-log lifecycle, ENI and rule changes).
 
+pub mod proto;
+pub mod server;
+
 use serde_json::Value;
 
 /// Version of the control protocol (`"v"` in every request and reply).
