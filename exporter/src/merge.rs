@@ -164,11 +164,32 @@ impl Agg {
     }
 }
 
+/// What one generation's data adds to a window.
 #[derive(Default)]
-struct WindowAcc {
+struct GenAcc {
     flows: HashMap<FlowKey, Agg>,
     skipped: HashMap<u16, (u64, u64)>,
     traffic: HashSet<u16>,
+}
+
+/// One window of one interval: its data per generation (usually one).
+#[derive(Default)]
+struct WindowAcc {
+    by_gen: Vec<(u32, GenAcc)>,
+}
+
+impl WindowAcc {
+    #[inline]
+    fn gen(&mut self, g: u32) -> &mut GenAcc {
+        let i = match self.by_gen.iter().position(|(x, _)| *x == g) {
+            Some(i) => i,
+            None => {
+                self.by_gen.push((g, GenAcc::default()));
+                self.by_gen.len() - 1
+            }
+        };
+        &mut self.by_gen[i].1
+    }
 }
 
 /// Per flow log: what was delivered.
@@ -193,12 +214,34 @@ pub struct FlowLogStats {
 /// Where the records of one flow log window go.
 pub type Sink<'a> = dyn FnMut(&FlowLogInfo, u64, &[Record]) -> Result<(), String> + 'a;
 
-/// Merges flows per window and emits records when windows close.
-pub struct Merger {
+/// One configuration generation: the plan in force from `from` (Unix
+/// seconds of the packet clock) until the next generation's `from`.
+struct Gen {
+    from: u64,
     plan: Plan,
+    /// Plan flow-log position → index among every flow log ever seen.
+    union: Vec<usize>,
+}
+
+/// Merges flows per window and emits records when windows close.
+///
+/// The configuration may change while it runs ([`Merger::push_generation`]):
+/// every flow and skip count carries the generation it was recorded under,
+/// and a window goes to the flow logs of every generation in force during it
+/// (both at the second of a change), each flow to the flow logs its own
+/// generation gave its ENI. So a flow log created at time T gets the packets
+/// from T on, one stopped or deleted at T still delivers the window holding
+/// T with the packets up to T, and an ENI that appears at T is logged from
+/// its first packet.
+pub struct Merger {
+    gens: Vec<Gen>,
+    /// Every flow log ever in a plan, by index (the union).
+    fl_ids: Vec<String>,
+    fl_index: HashMap<String, usize>,
     intervals: Vec<u64>,
     open: Vec<BTreeMap<u64, WindowAcc>>,
     next_emit: Vec<Option<u64>>,
+    began: Option<u64>,
     stats: Vec<FlowLogStats>,
     late: u64,
 }
@@ -207,32 +250,72 @@ impl std::fmt::Debug for Merger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Merger")
             .field("intervals", &self.intervals)
+            .field("generations", &self.gens.len())
             .finish_non_exhaustive()
     }
 }
 
 impl Merger {
-    /// A merger for `plan`.
+    /// A merger for `plan` (generation 0).
     pub fn new(plan: Plan) -> Merger {
-        let intervals = plan.intervals();
-        let n = intervals.len();
-        let stats = vec![FlowLogStats::default(); plan.flow_logs.len()];
-        Merger {
-            plan,
-            intervals,
-            open: (0..n).map(|_| BTreeMap::new()).collect(),
-            next_emit: vec![None; n],
-            stats,
+        let mut m = Merger {
+            gens: Vec::new(),
+            fl_ids: Vec::new(),
+            fl_index: HashMap::default(),
+            intervals: Vec::new(),
+            open: Vec::new(),
+            next_emit: Vec::new(),
+            began: None,
+            stats: Vec::new(),
             late: 0,
+        };
+        m.push_generation(0, plan);
+        m
+    }
+
+    /// Puts `plan` in force from `from` (Unix seconds; never before the
+    /// previous generation's start). Returns the generation's number, which
+    /// the data recorded under it must carry.
+    pub fn push_generation(&mut self, from: u64, plan: Plan) -> u32 {
+        let from = self.gens.last().map_or(from, |g| g.from.max(from));
+        let mut union = Vec::with_capacity(plan.flow_logs.len());
+        for f in &plan.flow_logs {
+            let u = match self.fl_index.get(&f.flow_log_id) {
+                Some(&u) => u,
+                None => {
+                    self.fl_ids.push(f.flow_log_id.clone());
+                    self.stats.push(FlowLogStats::default());
+                    self.fl_index
+                        .insert(f.flow_log_id.clone(), self.fl_ids.len() - 1);
+                    self.fl_ids.len() - 1
+                }
+            };
+            union.push(u);
+            if !self.intervals.contains(&f.interval) {
+                self.intervals.push(f.interval);
+                self.open.push(BTreeMap::new());
+                // A new interval's windows start with the one holding `from`
+                // (or the first time, once known).
+                self.next_emit
+                    .push(self.began.map(|b| b.max(from) / f.interval));
+            }
         }
+        self.gens.push(Gen { from, plan, union });
+        (self.gens.len() - 1) as u32
     }
 
-    /// The plan.
+    /// The plan of the latest generation.
     pub fn plan(&self) -> &Plan {
-        &self.plan
+        &self.gens.last().expect("generation 0").plan
     }
 
-    /// Delivery stats per flow log (same order as the plan's).
+    /// Every flow log the merger has delivered to (or will), in the order of
+    /// [`Merger::stats`]: those of the first plan first.
+    pub fn flow_log_ids(&self) -> &[String] {
+        &self.fl_ids
+    }
+
+    /// Delivery stats per flow log, in the order of [`Merger::flow_log_ids`].
     pub fn stats(&self) -> &[FlowLogStats] {
         &self.stats
     }
@@ -249,6 +332,7 @@ impl Merger {
     /// moves it back (nothing is delivered before `begin`, so the windows in
     /// between still get their NODATA).
     pub fn begin(&mut self, secs: u64) {
+        self.began = Some(secs);
         for (i, &iv) in self.intervals.iter().enumerate() {
             let w = secs / iv;
             self.next_emit[i] = Some(self.next_emit[i].map_or(w, |n| n.min(w)));
@@ -267,10 +351,17 @@ impl Merger {
         Some(self.open[i].entry(w).or_default())
     }
 
-    /// Adds one flow's counters (a table entry or an eviction).
+    /// Adds one flow's counters (a table entry or an eviction) recorded
+    /// under generation 0.
     pub fn add_flow(&mut self, key: &FlowKey, agg: &Agg) {
+        self.add_flow_in(0, key, agg);
+    }
+
+    /// Adds one flow's counters recorded under generation `gen`.
+    pub fn add_flow_in(&mut self, gen: u32, key: &FlowKey, agg: &Agg) {
         for i in 0..self.intervals.len() {
             if let Some(acc) = self.window_acc(i, agg.start) {
+                let acc = acc.gen(gen);
                 acc.traffic.insert(key.eni);
                 acc.flows
                     .entry(*key)
@@ -281,10 +372,16 @@ impl Merger {
     }
 
     /// Adds packets of `eni` that could not be recorded in the slice
-    /// holding `secs`.
+    /// holding `secs` (generation 0).
     pub fn add_skipped(&mut self, eni: u16, secs: u64, packets: u64, bytes: u64) {
+        self.add_skipped_in(0, eni, secs, packets, bytes);
+    }
+
+    /// Adds skipped packets recorded under generation `gen`.
+    pub fn add_skipped_in(&mut self, gen: u32, eni: u16, secs: u64, packets: u64, bytes: u64) {
         for i in 0..self.intervals.len() {
             if let Some(acc) = self.window_acc(i, secs) {
+                let acc = acc.gen(gen);
                 acc.traffic.insert(eni);
                 let s = acc.skipped.entry(eni).or_default();
                 s.0 += packets;
@@ -330,8 +427,21 @@ impl Merger {
         }
     }
 
-    fn record(&self, eni: u16, fl: usize, window_start: u64) -> Record {
-        let e = &self.plan.enis[usize::from(eni)];
+    /// The generations in force during `[ws, we)`: each from its start to
+    /// the next one's, both ends included (at the second of a change both
+    /// were in force).
+    fn gens_during(&self, ws: u64, we: u64) -> Vec<u32> {
+        (0..self.gens.len())
+            .filter(|&g| {
+                let from = self.gens[g].from;
+                let until = self.gens.get(g + 1).map_or(u64::MAX, |n| n.from);
+                from < we && until >= ws
+            })
+            .map(|g| g as u32)
+            .collect()
+    }
+
+    fn record(e: &EniInfo, flow_log_id: &str, window_start: u64) -> Record {
         Record {
             version: VERSION,
             account_id: e.account_id.clone(),
@@ -352,7 +462,7 @@ impl Merger {
             tcp_flags: 0,
             log_status: LogStatus::Ok,
             action: None,
-            flow_log_id: self.plan.flow_logs[fl].flow_log_id.clone(),
+            flow_log_id: flow_log_id.to_owned(),
             window_start,
         }
     }
@@ -361,73 +471,128 @@ impl Merger {
         let iv = self.intervals[i];
         let acc = self.open[i].remove(&w).unwrap_or_default();
         let ws = w * iv;
-        let fls: Vec<usize> = (0..self.plan.flow_logs.len())
-            .filter(|&f| self.plan.flow_logs[f].interval == iv)
-            .collect();
-        let mut out: HashMap<usize, Vec<Record>> = fls.iter().map(|&f| (f, Vec::new())).collect();
-
-        let mut flows: Vec<(FlowKey, Agg)> = acc.flows.into_iter().collect();
-        flows.sort_unstable_by(|a, b| {
-            let ea = &self.plan.enis[usize::from(a.0.eni)].eni_id;
-            let eb = &self.plan.enis[usize::from(b.0.eni)].eni_id;
-            ea.cmp(eb).then(a.0.cmp(&b.0))
-        });
-        for (key, agg) in &flows {
-            let Some(eni) = self.plan.enis.get(usize::from(key.eni)) else {
-                continue;
-            };
-            let action = key.action();
-            for &fl in &eni.flow_logs {
-                let info = &self.plan.flow_logs[fl];
-                if info.interval != iv || !info.traffic.admits(action) {
-                    continue;
+        let during = self.gens_during(ws, ws + iv);
+        // The flow logs of this interval in force during the window (union
+        // index → the latest generation and plan position that has it).
+        let mut fls: BTreeMap<usize, (u32, usize)> = BTreeMap::new();
+        for &g in &during {
+            let gen = &self.gens[g as usize];
+            for (pos, f) in gen.plan.flow_logs.iter().enumerate() {
+                if f.interval == iv {
+                    fls.insert(gen.union[pos], (g, pos));
                 }
+            }
+        }
+        // OK records: each flow to the flow logs of its own generation.
+        let mut ok: BTreeMap<usize, HashMap<FlowKey, (Agg, u32)>> = BTreeMap::new();
+        for (g, gacc) in &acc.by_gen {
+            let gen = &self.gens[*g as usize];
+            for (key, agg) in &gacc.flows {
+                let Some(eni) = gen.plan.enis.get(usize::from(key.eni)) else {
+                    continue;
+                };
+                let action = key.action();
+                for &pos in &eni.flow_logs {
+                    let info = &gen.plan.flow_logs[pos];
+                    if info.interval != iv || !info.traffic.admits(action) {
+                        continue;
+                    }
+                    let u = gen.union[pos];
+                    fls.entry(u).or_insert((*g, pos));
+                    ok.entry(u)
+                        .or_default()
+                        .entry(*key)
+                        .and_modify(|(a, lg)| {
+                            a.merge(agg);
+                            *lg = (*lg).max(*g);
+                        })
+                        .or_insert((*agg, *g));
+                }
+            }
+        }
+        for (&u, &(lg, lpos)) in &fls {
+            let mut recs = Vec::new();
+            let mut flows: Vec<(FlowKey, (Agg, u32))> =
+                ok.remove(&u).unwrap_or_default().into_iter().collect();
+            let eni_of = |k: &FlowKey, g: u32| &self.gens[g as usize].plan.enis[usize::from(k.eni)];
+            flows.sort_unstable_by(|a, b| {
+                eni_of(&a.0, a.1 .1)
+                    .eni_id
+                    .cmp(&eni_of(&b.0, b.1 .1).eni_id)
+                    .then(a.0.cmp(&b.0))
+            });
+            let id = &self.fl_ids[u];
+            for (key, (agg, g)) in &flows {
                 let (src, dst) = key.addrs();
-                let mut r = self.record(key.eni, fl, ws);
+                let mut r = Self::record(eni_of(key, *g), id, ws);
                 r.srcaddr = Some(src);
                 r.dstaddr = Some(dst);
                 r.srcport = Some(key.sport);
                 r.dstport = Some(key.dport);
                 r.protocol = Some(key.proto);
                 r.direction = Some(key.direction());
-                r.action = Some(action);
+                r.action = Some(key.action());
                 r.packets = agg.packets;
                 r.bytes = agg.bytes;
                 r.start = agg.start;
                 r.end = agg.end;
                 r.tcp_flags = agg.flags;
-                out.get_mut(&fl).expect("interval's flow log").push(r);
+                recs.push(r);
             }
-        }
-        for &fl in &fls {
-            let mut enis = self.plan.flow_logs[fl].enis.clone();
-            enis.sort_by(|a, b| {
-                self.plan.enis[usize::from(*a)]
-                    .eni_id
-                    .cmp(&self.plan.enis[usize::from(*b)].eni_id)
-            });
-            for eni in enis {
+            // Status records: every ENI the flow log covered during the
+            // window (in any generation of this interval), by ENI id.
+            let mut covered: BTreeMap<&str, (u16, u32)> = BTreeMap::new();
+            for &g in &during {
+                let gen = &self.gens[g as usize];
+                for (pos, f) in gen.plan.flow_logs.iter().enumerate() {
+                    if gen.union[pos] == u && f.interval == iv {
+                        for &e in &f.enis {
+                            covered.insert(&gen.plan.enis[usize::from(e)].eni_id, (e, g));
+                        }
+                    }
+                }
+            }
+            for (_, (eni, g)) in covered {
+                // Traffic and skips of this ENI under a generation in which
+                // this flow log covered it.
+                let mut traffic = false;
+                let mut skipped: Option<(u64, u64)> = None;
+                for (ag, gacc) in &acc.by_gen {
+                    let gen = &self.gens[*ag as usize];
+                    let covers = gen
+                        .plan
+                        .enis
+                        .get(usize::from(eni))
+                        .is_some_and(|e| e.flow_logs.iter().any(|&pos| gen.union[pos] == u));
+                    if !covers {
+                        continue;
+                    }
+                    traffic |= gacc.traffic.contains(&eni);
+                    if let Some(&(p, b)) = gacc.skipped.get(&eni) {
+                        let s = skipped.get_or_insert((0, 0));
+                        s.0 += p;
+                        s.1 += b;
+                    }
+                }
+                let e = &self.gens[g as usize].plan.enis[usize::from(eni)];
                 let mut status = Vec::new();
-                if !acc.traffic.contains(&eni) {
+                if !traffic {
                     status.push((LogStatus::NoData, 0, 0));
                 }
-                if let Some(&(p, b)) = acc.skipped.get(&eni) {
+                if let Some((p, b)) = skipped {
                     status.push((LogStatus::SkipData, p, b));
                 }
                 for (st, p, b) in status {
-                    let mut r = self.record(eni, fl, ws);
+                    let mut r = Self::record(e, id, ws);
                     r.log_status = st;
                     r.packets = p;
                     r.bytes = b;
                     r.start = ws;
                     r.end = ws + iv - 1;
-                    out.get_mut(&fl).expect("flow log").push(r);
+                    recs.push(r);
                 }
             }
-        }
-        for fl in fls {
-            let recs = out.remove(&fl).unwrap_or_default();
-            let st = &mut self.stats[fl];
+            let st = &mut self.stats[u];
             st.windows += 1;
             st.last_window = Some(ws);
             if recs.is_empty() {
@@ -441,7 +606,8 @@ impl Merger {
                     LogStatus::SkipData => st.skipdata += 1,
                 }
             }
-            st.error = sink(&self.plan.flow_logs[fl], ws, &recs).err();
+            let info = &self.gens[lg as usize].plan.flow_logs[lpos];
+            st.error = sink(info, ws, &recs).err();
         }
     }
 }
@@ -703,6 +869,149 @@ mod tests {
                 (60, LogStatus::NoData),
                 (120, LogStatus::Ok)
             ]
+        );
+    }
+
+    fn statuses(out: &Out, id: &str) -> Vec<(u64, String, LogStatus, u64)> {
+        out.iter()
+            .filter(|(i, _, _)| i == id)
+            .flat_map(|(_, ws, recs)| {
+                recs.iter()
+                    .map(move |r| (*ws, r.eni_id.clone(), r.log_status, r.packets))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_flow_log_created_at_t_gets_the_packets_from_t_on() {
+        let plan0 = Plan {
+            enis: vec![eni("eni-a", vec![])],
+            flow_logs: vec![],
+        };
+        let mut m = Merger::new(plan0);
+        m.begin(0);
+        m.add_flow_in(0, &key(0, META_OUT, 1), &agg(1, 10, 10));
+        let plan1 = Plan {
+            enis: vec![eni("eni-a", vec![0])],
+            flow_logs: vec![fl("new", 60, TrafficType::All, vec![0])],
+        };
+        let g = m.push_generation(70, plan1);
+        assert_eq!(g, 1);
+        // The same flow goes on after the change: only its part from T counts.
+        m.add_flow_in(1, &key(0, META_OUT, 1), &agg(2, 75, 80));
+        let out = run(&mut m, |m, s| m.finish(200, s));
+        assert_eq!(
+            statuses(&out, "new"),
+            vec![
+                (60, "eni-a".into(), LogStatus::Ok, 2),
+                (120, "eni-a".into(), LogStatus::NoData, 0),
+                (180, "eni-a".into(), LogStatus::NoData, 0),
+            ]
+        );
+        assert_eq!(m.flow_log_ids(), &["new".to_string()]);
+        assert_eq!(m.stats()[0].windows, 3);
+    }
+
+    #[test]
+    fn a_flow_log_stopped_at_t_delivers_the_window_in_progress_up_to_t_then_nothing() {
+        let both = Plan {
+            enis: vec![eni("eni-a", vec![0, 1])],
+            flow_logs: vec![
+                fl("stays", 60, TrafficType::All, vec![0]),
+                fl("stops", 60, TrafficType::All, vec![0]),
+            ],
+        };
+        let mut m = Merger::new(both);
+        m.begin(0);
+        let k = key(0, META_OUT, 1);
+        m.add_flow_in(0, &k, &agg(3, 61, 65));
+        let one = Plan {
+            enis: vec![eni("eni-a", vec![0])],
+            flow_logs: vec![fl("stays", 60, TrafficType::All, vec![0])],
+        };
+        assert_eq!(m.push_generation(90, one), 1);
+        m.add_flow_in(1, &k, &agg(4, 95, 100));
+        m.add_flow_in(1, &k, &agg(5, 130, 130));
+        let out = run(&mut m, |m, s| m.finish(130, s));
+        assert_eq!(
+            statuses(&out, "stops"),
+            vec![
+                (0, "eni-a".into(), LogStatus::NoData, 0),
+                (60, "eni-a".into(), LogStatus::Ok, 3)
+            ]
+        );
+        // The flow log that stays gets one record per window, both
+        // generations' parts merged.
+        assert_eq!(
+            statuses(&out, "stays"),
+            vec![
+                (0, "eni-a".into(), LogStatus::NoData, 0),
+                (60, "eni-a".into(), LogStatus::Ok, 7),
+                (120, "eni-a".into(), LogStatus::Ok, 5)
+            ]
+        );
+        let stays = out
+            .iter()
+            .find(|(i, w, _)| i == "stays" && *w == 60)
+            .unwrap();
+        assert_eq!((stays.2[0].start, stays.2[0].end), (61, 100));
+    }
+
+    #[test]
+    fn an_eni_that_appears_at_t_is_logged_from_its_first_packet_and_nodata_from_t() {
+        let p0 = Plan {
+            enis: vec![eni("eni-a", vec![0])],
+            flow_logs: vec![fl("vpc", 60, TrafficType::All, vec![0])],
+        };
+        let mut m = Merger::new(p0);
+        m.begin(0);
+        m.add_flow_in(0, &key(0, META_OUT, 1), &agg(1, 5, 5));
+        let p1 = Plan {
+            enis: vec![eni("eni-a", vec![0]), eni("eni-b", vec![0])],
+            flow_logs: vec![fl("vpc", 60, TrafficType::All, vec![0, 1])],
+        };
+        m.push_generation(130, p1);
+        m.add_flow_in(1, &key(1, META_OUT, 9), &agg(1, 130, 130));
+        let out = run(&mut m, |m, s| m.finish(190, s));
+        assert_eq!(
+            statuses(&out, "vpc"),
+            vec![
+                (0, "eni-a".into(), LogStatus::Ok, 1),
+                (60, "eni-a".into(), LogStatus::NoData, 0),
+                (120, "eni-b".into(), LogStatus::Ok, 1),
+                (120, "eni-a".into(), LogStatus::NoData, 0),
+                (180, "eni-a".into(), LogStatus::NoData, 0),
+                (180, "eni-b".into(), LogStatus::NoData, 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_interval_changed_at_t_goes_on_in_the_new_interval_from_the_window_holding_t() {
+        let p0 = Plan {
+            enis: vec![eni("eni-a", vec![0])],
+            flow_logs: vec![fl("f", 300, TrafficType::All, vec![0])],
+        };
+        let mut m = Merger::new(p0.clone());
+        m.begin(0);
+        m.add_flow_in(0, &key(0, META_OUT, 1), &agg(1, 10, 10));
+        let mut p1 = p0;
+        p1.flow_logs[0].interval = 60;
+        m.push_generation(100, p1);
+        m.add_flow_in(1, &key(0, META_OUT, 1), &agg(2, 130, 130));
+        let out = run(&mut m, |m, s| m.finish(130, s));
+        let ws: Vec<u64> = out.iter().map(|(_, w, _)| *w).collect();
+        // 300 s window 0 (up to the change, and the part after: a flow of
+        // generation 1 goes to the 60 s windows only), then 60 s windows
+        // from the one holding 100.
+        assert_eq!(ws, vec![0, 60, 120]);
+        assert_eq!(
+            statuses(&out, "f")[0],
+            (0, "eni-a".into(), LogStatus::Ok, 1)
+        );
+        assert_eq!(
+            statuses(&out, "f")[2],
+            (120, "eni-a".into(), LogStatus::Ok, 2)
         );
     }
 

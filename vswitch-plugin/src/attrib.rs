@@ -92,9 +92,18 @@ fn ip_key(a: &[u8; 16], v6: bool) -> u128 {
 impl Attribution {
     /// From every ENI of `c`, by index.
     pub fn from_config(c: &Config) -> Attribution {
+        Self::from_config_except(c, &[])
+    }
+
+    /// From the ENIs of `c` whose `gone[index]` is not set (ENIs that left
+    /// the host keep their index but are no longer recognised).
+    pub fn from_config_except(c: &Config, gone: &[bool]) -> Attribution {
         let mut macs = Vec::new();
         let mut ips = Vec::new();
         for (i, e) in c.enis.iter().enumerate() {
+            if gone.get(i).copied().unwrap_or(false) {
+                continue;
+            }
             let i = i as u16;
             macs.push((mac_key(&e.mac.0), i));
             for ip in &e.ips {

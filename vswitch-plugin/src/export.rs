@@ -4,6 +4,7 @@
 //! the other sinks.
 
 use crate::flow::FlowEntry;
+use crate::live::{ExporterView, Live};
 use crate::worker::{Handoff, Side};
 use exporter::merge::{Agg, FlowLogStats, Merger, Sink};
 use exporter::sink::{DeliveryStatus, SinkSet, Window};
@@ -41,15 +42,34 @@ fn agg_of(e: &FlowEntry, slice: u64) -> Agg {
 }
 
 /// Runs the exporter until every worker is done, then flushes every window
-/// up to the clock's last time. Returns the per-flow-log delivery stats.
+/// up to the clock's last time. Returns the per-flow-log delivery stats
+/// (every flow log that was ever in force) and the late flows.
+///
+/// With `live`, it takes the configuration generations the datapath put in
+/// force before it drains the tables recorded under them, and publishes its
+/// figures (at most every 50 ms, through `publish`, which may add its own).
 pub fn run_exporter(
     mut merger: Merger,
     workers: &[Arc<Handoff>],
     clock: &Clock,
+    live: Option<&Live>,
     sink: &mut Sink<'_>,
-) -> (Vec<FlowLogStats>, u64) {
+    publish: &mut dyn FnMut(&mut ExporterView),
+) -> (Vec<(String, FlowLogStats)>, u64) {
     let mut began = false;
+    let mut synced: u32 = 0;
+    let mut per_eni: Vec<(u64, u64)> = Vec::new();
+    let mut published = Instant::now();
     loop {
+        // Generations first: a table recorded under one was pushed after
+        // the datapath put it in force, hence after it was listed.
+        if let Some(l) = live {
+            for (g, gen) in l.generations_from(synced + 1) {
+                let n = merger.push_generation(gen.from, gen.snapshot.plan.clone());
+                debug_assert_eq!(n, g);
+                synced = g;
+            }
+        }
         // Read the watermarks first: every table and side message a worker
         // pushed before storing its watermark is then visible to the drains.
         let wm = workers
@@ -72,14 +92,17 @@ pub fn run_exporter(
         for h in workers {
             while let Some(mut t) = h.retired.pop() {
                 work = true;
-                let slice = t.slice_start();
+                let (slice, gen) = (t.slice_start(), t.gen());
                 let mut skips = Vec::new();
                 t.drain(
-                    |e| merger.add_flow(&e.key, &agg_of(e, slice)),
+                    |e| {
+                        count(&mut per_eni, e.key.eni, e.packets, e.bytes);
+                        merger.add_flow_in(gen, &e.key, &agg_of(e, slice))
+                    },
                     |eni, s| skips.push((eni, s)),
                 );
                 for (eni, s) in skips {
-                    merger.add_skipped(eni, slice, s.packets, s.bytes);
+                    merger.add_skipped_in(gen, eni, slice, s.packets, s.bytes);
                 }
                 // The pool is as large as the ring: this cannot fail.
                 let _ = h.free.push(t);
@@ -88,15 +111,17 @@ pub fn run_exporter(
             while let Some(m) = h.side.pop() {
                 work = true;
                 match m {
-                    Side::Evicted { slice, entry } => {
-                        merger.add_flow(&entry.key, &agg_of(&entry, slice))
+                    Side::Evicted { slice, gen, entry } => {
+                        count(&mut per_eni, entry.key.eni, entry.packets, entry.bytes);
+                        merger.add_flow_in(gen, &entry.key, &agg_of(&entry, slice))
                     }
                     Side::Skipped {
                         slice,
+                        gen,
                         eni,
                         packets,
                         bytes,
-                    } => merger.add_skipped(eni, slice, packets, bytes),
+                    } => merger.add_skipped_in(gen, eni, slice, packets, bytes),
                 }
             }
         }
@@ -109,11 +134,47 @@ pub fn run_exporter(
         if began && wm != u64::MAX {
             merger.close_before(wm, sink);
         }
+        if let Some(l) = live {
+            if published.elapsed() >= Duration::from_millis(50) {
+                published = Instant::now();
+                let mut v = l.exporter.lock();
+                v.flow_logs = stats_of(&merger);
+                v.per_eni.clone_from(&per_eni);
+                v.watermark = if wm == u64::MAX { v.watermark } else { wm };
+                v.late = merger.late();
+                publish(&mut v);
+            }
+        }
         if !work {
             std::thread::sleep(Duration::from_micros(200));
         }
     }
-    (merger.stats().to_vec(), merger.late())
+    let stats = stats_of(&merger);
+    if let Some(l) = live {
+        let mut v = l.exporter.lock();
+        v.flow_logs.clone_from(&stats);
+        v.per_eni = per_eni;
+        v.late = merger.late();
+        publish(&mut v);
+    }
+    (stats, merger.late())
+}
+
+fn count(per_eni: &mut Vec<(u64, u64)>, eni: u16, packets: u64, bytes: u64) {
+    let i = usize::from(eni);
+    if i >= per_eni.len() {
+        per_eni.resize(i + 1, (0, 0));
+    }
+    per_eni[i].0 += packets;
+    per_eni[i].1 += bytes;
+}
+
+fn stats_of(m: &Merger) -> Vec<(String, FlowLogStats)> {
+    m.flow_log_ids()
+        .iter()
+        .cloned()
+        .zip(m.stats().iter().cloned())
+        .collect()
 }
 
 /// How long the sinks get, once the last window is queued, to deliver what
@@ -124,8 +185,9 @@ pub const SINK_CLOSE: Duration = Duration::from_secs(15);
 /// What the exporter delivered.
 #[derive(Clone, Debug, Default)]
 pub struct Delivered {
-    /// Per active flow log (the plan's order).
-    pub stats: Vec<FlowLogStats>,
+    /// Per flow log ever in force (those of the first configuration first,
+    /// in its order).
+    pub stats: Vec<(String, FlowLogStats)>,
     /// Flows that arrived after their window was delivered.
     pub late: u64,
     /// Every local log store error (flow log, window, reason).
@@ -144,6 +206,7 @@ pub fn run_store_exporter(
     clock: &Clock,
     store: &exporter::store::LocalStore,
     sinks: SinkSet,
+    live: Option<&Live>,
 ) -> Delivered {
     let mut errors = Vec::new();
     let mut sink =
@@ -174,8 +237,19 @@ pub fn run_store_exporter(
                     m
                 })
         };
-    let (stats, late) = run_exporter(Merger::new(plan), workers, clock, &mut sink);
+    let mut publish = |v: &mut ExporterView| v.sinks = sinks.status();
+    let (stats, late) = run_exporter(
+        Merger::new(plan),
+        workers,
+        clock,
+        live,
+        &mut sink,
+        &mut publish,
+    );
     let sinks = sinks.close(Instant::now() + SINK_CLOSE);
+    if let Some(l) = live {
+        l.exporter.lock().sinks.clone_from(&sinks);
+    }
     Delivered {
         stats,
         late,

@@ -506,7 +506,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
                     if !crate::dpdk::unpin_current_thread() {
                         tracing::warn!("the exporter could not leave the main lcore's core");
                     }
-                    run_store_exporter(plan, handoffs, clock, store, sinks)
+                    run_store_exporter(plan, handoffs, clock, store, sinks, None)
                 })
                 .expect("spawn exporter")
         };
@@ -586,13 +586,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     for (pi, (r, f)) in per_port.iter().enumerate() {
         sum.ports.push((names[pi].clone(), *r, *f));
     }
-    sum.flow_logs = cfg
-        .flow_logs
-        .iter()
-        .filter(|f| f.is_active())
-        .map(|f| f.flow_log_id.clone())
-        .zip(delivered.stats)
-        .collect();
+    sum.flow_logs = delivered.stats;
     sum.errors = delivered.errors;
     sum.sinks = delivered.sinks;
     sum.elapsed = started.elapsed();

@@ -12,11 +12,13 @@ pub mod capture;
 pub mod control;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod engine;
 pub mod export;
 pub mod flow;
 pub mod gen;
 #[cfg(feature = "dpdk")]
 pub mod host;
+pub mod live;
 pub mod mem;
 pub mod policy;
 pub mod replay;

@@ -16,6 +16,7 @@ use crate::attrib::{symmetric_hash, Attribution};
 use crate::capture::{Capture, TruncatedAt};
 use crate::export::{run_store_exporter, Clock, Delivered};
 use crate::flow::FlowTable;
+use crate::live::{DispatchView, Live, WorkerView, LIVE_MAX_ENIS, LIVE_SLICE};
 use crate::policy::{CompiledPolicy, Policy, PolicyCounters};
 use crate::wire::{self, PacketMeta, ParseError};
 use crate::worker::{Handoff, Seen, Worker, WorkerCounters, WORKER_BURST};
@@ -59,6 +60,12 @@ pub struct ReplayOptions {
     pub compress: Compress,
     /// Show a progress bar on stderr (when it is a terminal).
     pub progress: bool,
+    /// Replay at the capture's speed times this factor (1.0: real time)
+    /// instead of as fast as possible.
+    pub pace: Option<f64>,
+    /// The operator socket's view: configuration changes are put in force
+    /// between packets and the figures published for `stats`.
+    pub live: Option<Arc<Live>>,
 }
 
 /// What a replay did.
@@ -121,6 +128,8 @@ pub enum ReplayError {
 
 struct Batch {
     advance: u64,
+    /// A configuration generation to put in force before these packets.
+    reconfig: Option<(u32, Arc<CompiledPolicy>)>,
     n: usize,
     pkts: [Seen; BATCH],
 }
@@ -152,13 +161,33 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     }
     let capture = Capture::open(&opts.pcap)?;
     let cfg = &opts.config;
+    if let Some(p) = opts.pace {
+        if !(p.is_finite() && p > 0.0) {
+            return Err(ReplayError::Options(format!(
+                "--pace {p}: must be realtime or a factor above 0 such as 10x"
+            )));
+        }
+    }
+    let live = opts.live.as_deref();
     let plan = Plan::from_config(cfg);
-    let slice = plan.slice_secs();
-    let attribution = Attribution::from_config(cfg);
+    // With the operator socket a flow log of any interval may come: slices
+    // of the smallest interval fit them all.
+    let slice = if live.is_some() {
+        LIVE_SLICE
+    } else {
+        plan.slice_secs()
+    };
+    let attribution = Arc::new(Attribution::from_config(cfg));
     let compiled = Arc::new(CompiledPolicy::from_config(cfg));
     let store = LocalStore::new(opts.out.clone(), opts.format, opts.compress, &cfg.host);
     let sinks = SinkSet::open(cfg).map_err(ReplayError::Sink)?;
-    let enis = cfg.enis.len();
+    // With the operator socket ENIs may come: room for them in the skip
+    // counters.
+    let enis = if live.is_some() {
+        LIVE_MAX_ENIS.max(cfg.enis.len())
+    } else {
+        cfg.enis.len()
+    };
     let started = Instant::now();
 
     let clock = Clock::default();
@@ -181,6 +210,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             for _ in 0..BATCHES {
                 let b = Box::new(Batch {
                     advance: 0,
+                    reconfig: None,
                     n: 0,
                     pkts: [Seen::default(); BATCH],
                 });
@@ -196,7 +226,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             std::thread::Builder::new()
                 .name("flowlog-exporter".into())
                 .spawn_scoped(s, move || {
-                    run_store_exporter(plan, handoffs, clock, store, sinks)
+                    run_store_exporter(plan, handoffs, clock, store, sinks, live)
                 })
                 .expect("spawn exporter")
         };
@@ -209,19 +239,24 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             let worker = Worker::new(active, handoffs[0].clone(), slice, enis, policy);
             let mut feed = Inline {
                 worker,
+                flows: opts.flows_per_core,
                 handoff: handoffs[0].clone(),
                 burst: [Seen::default(); WORKER_BURST],
                 n: 0,
             };
             let summary = dispatch(
                 &capture,
-                &attribution,
+                attribution.clone(),
                 &mut feed,
                 slice,
                 &clock,
-                opts.progress,
+                opts,
             );
             feed.flush();
+            if let Some(l) = live {
+                feed.publish(l);
+                l.close();
+            }
             let (c, p) = feed.worker.finish();
             counters.add(&c);
             pcounters.add(&p.counters);
@@ -233,11 +268,13 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
                 let h = handoffs[i].clone();
                 let stop = &stop;
                 let policy = Policy::new(compiled.clone(), opts.conns_per_core);
+                let flows = opts.flows_per_core;
                 workers.push(
                     std::thread::Builder::new()
                         .name(format!("flowlog-worker-{i}"))
                         .spawn_scoped(s, move || {
-                            worker_loop(Worker::new(active, h, slice, enis, policy), &lane, stop)
+                            let w = Worker::new(active, h, slice, enis, policy);
+                            worker_loop(w, &lane, stop, live.map(|l| (l, i, flows)))
                         })
                         .expect("spawn worker"),
                 );
@@ -249,13 +286,16 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             };
             let summary = dispatch(
                 &capture,
-                &attribution,
+                attribution.clone(),
                 &mut feed,
                 slice,
                 &clock,
-                opts.progress,
+                opts,
             );
             feed.flush();
+            if let Some(l) = live {
+                l.close();
+            }
             stop.store(true, Ordering::Release);
             for w in workers {
                 let (c, p) = w.join().expect("worker thread");
@@ -278,14 +318,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     summary.workers = counters;
     summary.policy = pcounters;
     summary.late = late;
-    summary.flow_logs = opts
-        .config
-        .flow_logs
-        .iter()
-        .filter(|f| f.is_active())
-        .map(|f| f.flow_log_id.clone())
-        .zip(stats)
-        .collect();
+    summary.flow_logs = stats;
     summary.errors = errors;
     summary.unsupported = cfg
         .skipped_unsupported()
@@ -303,13 +336,39 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     Ok(summary)
 }
 
+/// What a worker publishes for `stats`.
+fn worker_view(w: &Worker<Policy>, flows: usize, ring: (u64, u64)) -> WorkerView {
+    WorkerView {
+        counters: w.counters,
+        policy: w.policy().counters,
+        table_len: w.table_len() as u64,
+        table_capacity: flows.max(crate::flow::PROBE).next_power_of_two() as u64,
+        conns: w.policy().conns().len() as u64,
+        conns_capacity: w.policy().conns().capacity() as u64,
+        ring_depth: ring.0,
+        ring_capacity: ring.1,
+    }
+}
+
 fn worker_loop(
     mut w: Worker<Policy>,
     lane: &Lane,
     stop: &AtomicBool,
+    live: Option<(&Live, usize, usize)>,
 ) -> (WorkerCounters, PolicyCounters) {
+    let publish = |w: &Worker<Policy>| {
+        if let Some((l, i, flows)) = live {
+            let v = worker_view(w, flows, (lane.full.len() as u64, BATCHES as u64));
+            if let Some(slot) = l.workers.lock().get_mut(i) {
+                *slot = v;
+            }
+        }
+    };
     loop {
         if let Some(mut b) = lane.full.pop() {
+            if let Some((gen, compiled)) = b.reconfig.take() {
+                w.reconfigure(gen, |p| p.set_compiled(compiled));
+            }
             if b.advance > 0 {
                 w.advance(b.advance);
             }
@@ -319,6 +378,7 @@ fn worker_loop(
             b.n = 0;
             b.advance = 0;
             let _ = lane.empty.push(b);
+            publish(&w);
         } else if stop.load(Ordering::Acquire) && lane.full.is_empty() {
             break;
         } else {
@@ -326,6 +386,7 @@ fn worker_loop(
             std::thread::yield_now();
         }
     }
+    publish(&w);
     let (c, p) = w.finish();
     (c, p.counters)
 }
@@ -350,11 +411,16 @@ trait Feed {
     fn packet(&mut self, w: usize, s: Seen);
     /// Hands over what is pending.
     fn flush(&mut self);
+    /// Puts generation `gen` in force from the next packet on.
+    fn reconfigure(&mut self, gen: u32, compiled: &Arc<CompiledPolicy>);
+    /// Publishes the figures of the workers it runs itself.
+    fn publish(&self, live: &Live);
 }
 
 /// One worker on the reading thread.
 struct Inline {
     worker: Worker<Policy>,
+    flows: usize,
     handoff: Arc<Handoff>,
     burst: [Seen; WORKER_BURST],
     n: usize,
@@ -382,6 +448,16 @@ impl Feed for Inline {
         if self.n > 0 {
             self.worker.process(&self.burst[..self.n]);
             self.n = 0;
+        }
+    }
+    fn reconfigure(&mut self, gen: u32, compiled: &Arc<CompiledPolicy>) {
+        self.flush();
+        let c = compiled.clone();
+        self.worker.reconfigure(gen, |p| p.set_compiled(c));
+    }
+    fn publish(&self, live: &Live) {
+        if let Some(slot) = live.workers.lock().get_mut(0) {
+            *slot = worker_view(&self.worker, self.flows, (0, 0));
         }
     }
 }
@@ -423,7 +499,7 @@ impl Feed for Threads<'_> {
         for (i, lane) in self.lanes.iter().enumerate() {
             pace(&self.handoffs[i], rotations);
             let old = std::mem::replace(&mut self.pending[i], take_empty(lane));
-            if old.n > 0 || old.advance > 0 {
+            if old.n > 0 || old.advance > 0 || old.reconfig.is_some() {
                 send(lane, old);
             } else {
                 let _ = lane.empty.push(old);
@@ -444,23 +520,72 @@ impl Feed for Threads<'_> {
     fn flush(&mut self) {
         for (i, lane) in self.lanes.iter().enumerate() {
             let b = std::mem::replace(&mut self.pending[i], take_empty(lane));
-            if b.n > 0 || b.advance > 0 {
+            if b.n > 0 || b.advance > 0 || b.reconfig.is_some() {
                 send(lane, b);
             } else {
                 let _ = lane.empty.push(b);
             }
         }
     }
+    fn reconfigure(&mut self, gen: u32, compiled: &Arc<CompiledPolicy>) {
+        // The packets so far go under the old generation; the next batch
+        // opens with the change.
+        self.flush();
+        for b in &mut self.pending {
+            b.reconfig = Some((gen, compiled.clone()));
+        }
+    }
+    fn publish(&self, _: &Live) {}
+}
+
+/// Puts a waiting configuration change in force now (`now`: Unix seconds
+/// of the packet clock), before frame `frame`. Returns whether it did.
+fn apply_pending(
+    live: &Live,
+    now: u64,
+    frame: u64,
+    started: bool,
+    feed: &mut impl Feed,
+    attribution: &mut Arc<Attribution>,
+    rotations: &mut u64,
+) -> bool {
+    let Some((gen, g)) = live.take_pending(now) else {
+        return false;
+    };
+    feed.reconfigure(gen, &g.snapshot.compiled);
+    *attribution = g.snapshot.attribution.clone();
+    if started {
+        // The cut took a table, as a rotation does.
+        *rotations += 1;
+    }
+    live.applied(gen, g.from, frame);
+    true
+}
+
+fn publish_dispatch(live: &Live, sum: &ReplaySummary, now: u64, feed: &impl Feed) {
+    *live.dispatch.lock() = DispatchView {
+        read: sum.read,
+        logged: sum.logged,
+        malformed: sum.malformed,
+        unmatched: sum.unmatched,
+        not_ip: sum.not_ip,
+        now,
+    };
+    feed.publish(live);
 }
 
 fn dispatch(
     capture: &Capture,
-    attribution: &Attribution,
+    mut attribution: Arc<Attribution>,
     feed: &mut impl Feed,
     slice: u64,
     clock: &Clock,
-    progress: bool,
+    opts: &ReplayOptions,
 ) -> ReplaySummary {
+    let live = opts.live.as_deref();
+    let progress = opts.progress;
+    // Pacing: packet time `t` is due at wall time `wall0 + (t - t0) / pace`.
+    let mut paced: Option<(Instant, u64)> = None;
     let n = feed.workers();
     let mut sum = ReplaySummary::default();
     let mut now_ns: u64 = 0;
@@ -484,8 +609,62 @@ fn dispatch(
                 b.set_position(frames.position());
             }
         }
+        if let Some(p) = opts.pace {
+            let (wall0, t0) = *paced.get_or_insert((Instant::now(), f.ts_nanos));
+            let due =
+                wall0 + Duration::from_secs_f64(f.ts_nanos.saturating_sub(t0) as f64 / 1e9 / p);
+            if Instant::now() < due {
+                // Everything read so far is recorded before the wait, so a
+                // change made during it starts exactly at this packet.
+                feed.flush();
+                if let Some(l) = live {
+                    publish_dispatch(l, &sum, now_ns / 1_000_000_000, feed);
+                }
+                loop {
+                    let now = Instant::now();
+                    if now >= due {
+                        break;
+                    }
+                    if let Some(l) = live {
+                        if l.has_pending() {
+                            // The packet clock now: where the wait is.
+                            let virt = t0 + ((now - wall0).as_secs_f64() * p * 1e9) as u64;
+                            let at = now_ns.max(virt.min(f.ts_nanos)) / 1_000_000_000;
+                            if apply_pending(
+                                l,
+                                at,
+                                sum.read - 1,
+                                started,
+                                feed,
+                                &mut attribution,
+                                &mut rotations,
+                            ) {
+                                publish_dispatch(l, &sum, at, feed);
+                            }
+                        }
+                    }
+                    std::thread::sleep((due - now).min(Duration::from_millis(5)));
+                }
+            }
+        }
         now_ns = now_ns.max(f.ts_nanos);
         let secs = now_ns / 1_000_000_000;
+        if let Some(l) = live {
+            if l.has_pending() {
+                apply_pending(
+                    l,
+                    secs,
+                    sum.read - 1,
+                    started,
+                    feed,
+                    &mut attribution,
+                    &mut rotations,
+                );
+            }
+            if sum.read & 0xFFF == 0 {
+                publish_dispatch(l, &sum, secs, feed);
+            }
+        }
         if !started || secs >= next_boundary {
             if !started {
                 clock.first.store(secs, Ordering::Release);
@@ -530,6 +709,9 @@ fn dispatch(
         }
     }
     sum.truncated = frames.truncated();
+    if let Some(l) = live {
+        publish_dispatch(l, &sum, now_ns / 1_000_000_000, feed);
+    }
     clock.last.store(now_ns / 1_000_000_000, Ordering::Release);
     if let Some(b) = bar {
         b.finish_and_clear();

@@ -74,6 +74,8 @@ pub enum Side {
     Evicted {
         /// Slice start, Unix seconds.
         slice: u64,
+        /// Configuration generation it was recorded under.
+        gen: u32,
         /// The entry.
         entry: FlowEntry,
     },
@@ -81,6 +83,8 @@ pub enum Side {
     Skipped {
         /// Slice start, Unix seconds.
         slice: u64,
+        /// Configuration generation they were counted under.
+        gen: u32,
         /// ENI index.
         eni: u16,
         /// Packets.
@@ -175,6 +179,7 @@ pub struct Worker<P: Verdicts> {
     slice_secs: u64,
     slice: u64,
     started: bool,
+    gen: u32,
     policy: P,
     // Skips while no table was free, per ENI, for the current slice.
     orphan_skips: Box<[(u64, u64)]>,
@@ -214,6 +219,7 @@ impl<P: Verdicts> Worker<P> {
             slice_secs: slice_secs.max(1),
             slice: 0,
             started: false,
+            gen: 0,
             policy,
             orphan_skips: vec![(0, 0); enis.max(1)].into_boxed_slice(),
             orphan_slice: None,
@@ -261,6 +267,7 @@ impl<P: Verdicts> Worker<P> {
             if s.0 > 0 {
                 let mut msg = Side::Skipped {
                     slice,
+                    gen: self.gen,
                     eni: eni as u16,
                     packets: s.0,
                     bytes: s.1,
@@ -303,10 +310,59 @@ impl<P: Verdicts> Worker<P> {
             self.table = self.handoff.free.pop();
         }
         match self.table.as_mut() {
-            Some(t) => t.reset(slice),
+            Some(t) => {
+                t.reset(slice);
+                t.set_gen(self.gen);
+            }
             None => self.counters.no_free_table += 1,
         }
         self.handoff.watermark.store(slice, Ordering::Release);
+    }
+
+    /// Puts configuration generation `gen` in force from the next packet:
+    /// the table so far goes to the exporter (recorded under the previous
+    /// generation), a fresh one continues the same slice, and `apply`
+    /// changes the verdicts (e.g. new rules; tracked connections stay).
+    pub fn reconfigure(&mut self, gen: u32, apply: impl FnOnce(&mut P)) {
+        if gen == self.gen {
+            apply(&mut self.policy);
+            return;
+        }
+        if self.started {
+            if let Some(t) = self.table.take() {
+                self.counters.high_water = self.counters.high_water.max(t.len() as u64);
+                // Capacity of `retired` is the pool size: this cannot fail.
+                if let Err(t) = self.handoff.retired.push(t) {
+                    self.table = Some(t);
+                }
+            }
+            // Skips kept so far belong to the previous generation.
+            self.flush_orphans(true);
+        }
+        self.gen = gen;
+        if self.table.is_none() {
+            self.table = self.handoff.free.pop();
+        }
+        match self.table.as_mut() {
+            Some(t) => {
+                if t.is_empty() {
+                    t.reset(self.slice);
+                }
+                t.set_gen(gen);
+            }
+            None => self.counters.no_free_table += 1,
+        }
+        apply(&mut self.policy);
+    }
+
+    /// The configuration generation in force.
+    pub fn gen(&self) -> u32 {
+        self.gen
+    }
+
+    /// Flows in the table now.
+    pub fn table_len(&self) -> usize {
+        self.table.as_ref().map_or(0, |t| t.len())
     }
 
     /// Takes a missing table back as soon as the exporter returns one.
@@ -316,6 +372,7 @@ impl<P: Verdicts> Worker<P> {
             if let Some(mut t) = self.handoff.free.pop() {
                 self.flush_orphans(false);
                 t.reset(self.slice);
+                t.set_gen(self.gen);
                 self.table = Some(t);
             }
         }
@@ -421,9 +478,9 @@ impl<P: Verdicts> Worker<P> {
                 Insert::Updated | Insert::Inserted => {}
                 Insert::Evicted(entry) => {
                     self.counters.evictions += 1;
-                    let slice = t.slice_start();
+                    let (slice, gen) = (t.slice_start(), t.gen());
                     if let Err(Side::Evicted { entry, .. }) =
-                        self.handoff.side.push(Side::Evicted { slice, entry })
+                        self.handoff.side.push(Side::Evicted { slice, gen, entry })
                     {
                         // Single producer: the room checked above is still
                         // there, so this is unreachable; count it anyway.

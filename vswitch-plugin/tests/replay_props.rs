@@ -193,6 +193,12 @@ fn reference(pkts: &[Pkt], start_ns: u64) -> BTreeMap<RecKey, (u64, u64, u64, u6
 }
 
 fn run(path: &std::path::Path, workers: usize, flows: usize) -> Vec<Record> {
+    run_with(path, workers, flows, false)
+}
+
+/// `live`: with the operator socket's state (60 s slices, room for more
+/// ENIs, configuration generations), and no change made.
+fn run_with(path: &std::path::Path, workers: usize, flows: usize, live: bool) -> Vec<Record> {
     let out = tempfile::tempdir().expect("tempdir");
     let opts = ReplayOptions {
         config: config(),
@@ -204,6 +210,8 @@ fn run(path: &std::path::Path, workers: usize, flows: usize) -> Vec<Record> {
         format: StoreFormat::Jsonl,
         compress: Compress::None,
         progress: false,
+        pace: None,
+        live: live.then(|| flowlog::live::Live::new(workers)),
     };
     let s = replay(&opts).expect("replay");
     assert!(s.errors.is_empty(), "{:?}", s.errors);
@@ -239,6 +247,10 @@ proptest! {
         for (workers, flows) in [(2, 65536), (4, 65536), (1, 16), (4, 16)] {
             let other = run(&path, workers, flows);
             prop_assert!(base == other, "output differs with {} workers, {} flows", workers, flows);
+        }
+        for workers in [1, 2] {
+            let live = run_with(&path, workers, 65536, true);
+            prop_assert!(base == live, "output differs with the operator socket's state, {} workers", workers);
         }
 
         // OK records equal the reference exactly, no key twice in a window.

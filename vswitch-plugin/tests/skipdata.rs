@@ -37,6 +37,7 @@ fn skipped_packets_are_exactly_the_skipdata() {
         .side
         .push(Side::Evicted {
             slice: 600,
+            gen: 0,
             entry: dummy,
         })
         .expect("room for one");
@@ -83,7 +84,14 @@ fn skipped_packets_are_exactly_the_skipdata() {
         recs.extend_from_slice(r);
         Ok(())
     };
-    run_exporter(Merger::new(plan), &[handoff], &clock, &mut sink);
+    run_exporter(
+        Merger::new(plan),
+        &[handoff],
+        &clock,
+        None,
+        &mut sink,
+        &mut |_| {},
+    );
     let eni1: Vec<&Record> = recs.iter().filter(|r| r.eni_id == "eni-1").collect();
     let ok_p: u64 = eni1
         .iter()

@@ -112,6 +112,8 @@ pub struct SinkSet {
     handles: Vec<Handle>,
     /// Flow log → indices into `handles`.
     routes: HashMap<String, Vec<usize>>,
+    /// Records a queue may hold (beyond one window when it is empty).
+    queue_records: u64,
 }
 
 impl std::fmt::Debug for SinkSet {
@@ -164,7 +166,18 @@ impl SinkSet {
                 routes.entry(fl.flow_log_id.clone()).or_default().push(i);
             }
         }
-        Ok(SinkSet { handles, routes })
+        Ok(SinkSet {
+            handles,
+            routes,
+            queue_records: QUEUE_RECORDS,
+        })
+    }
+
+    /// Sets how many records each sink's queue may hold (default
+    /// [`QUEUE_RECORDS`]).
+    pub fn with_queue_records(mut self, records: u64) -> SinkSet {
+        self.queue_records = records.max(1);
+        self
     }
 
     /// Whether no flow log uses a sink besides the local log store.
@@ -188,7 +201,7 @@ impl SinkSet {
         for &i in targets {
             let h = &self.handles[i];
             let queued = h.shared.queued.load(Ordering::Acquire);
-            if queued > 0 && queued + n > QUEUE_RECORDS {
+            if queued > 0 && queued + n > self.queue_records {
                 h.shared.lose(
                     &w.flow_log_id,
                     n,
@@ -474,15 +487,19 @@ mod tests {
                 fail: false,
             }))
         })
-        .unwrap();
+        .unwrap()
+        .with_queue_records(400);
         // Each window is a quarter of the queue: "a" takes the first and
         // stalls on it, holds four more queued, and must drop the rest.
-        let n = (QUEUE_RECORDS / 4) as usize;
-        let t = Instant::now();
-        for i in 0..8 {
-            set.send(window(&fl, 60 * i, n));
+        let n = 100;
+        let windows: Vec<Window> = (0..8).map(|i| window(&fl, 60 * i, n)).collect();
+        for w in windows {
+            let t = Instant::now();
+            set.send(w);
+            assert!(t.elapsed() < Duration::from_secs(1), "send blocked");
+            // Time for "b" to take it ("a" never does).
+            std::thread::sleep(Duration::from_millis(30));
         }
-        assert!(t.elapsed() < Duration::from_secs(5), "send blocked");
         // "b" got all eight while "a" is stalled.
         let until = Instant::now() + Duration::from_secs(20);
         while got_b.lock().len() < 8 && Instant::now() < until {

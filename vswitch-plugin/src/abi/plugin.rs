@@ -256,7 +256,14 @@ impl Plugin {
             std::thread::Builder::new()
                 .name("flowlog-exporter".into())
                 .spawn(move || {
-                    run_store_exporter(plan, &shared.handoffs, &shared.clock, &shared.store, sinks)
+                    run_store_exporter(
+                        plan,
+                        &shared.handoffs,
+                        &shared.clock,
+                        &shared.store,
+                        sinks,
+                        None,
+                    )
                 })
                 .map_err(|e| AbiError::Io(format!("starting the exporter thread: {e}")))?
         };

@@ -324,6 +324,8 @@ fn replay_store(cap: &Path, out: &Path) {
         flows_per_core: 1 << 12,
         conns_per_core: 1 << 12,
         progress: false,
+        pace: None,
+        live: None,
     };
     let s = replay(&opts).expect("replay");
     assert!(s.errors.is_empty(), "{:?}", s.errors);

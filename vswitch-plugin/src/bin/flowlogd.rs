@@ -653,6 +653,37 @@ struct ReplayArgs {
     /// Print the summary as one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Replay at the capture's own speed (`realtime`) or N times faster
+    /// (`10x`) instead of as fast as possible: for demos and live changes.
+    #[arg(long, value_name = "realtime|Nx")]
+    pace: Option<String>,
+    /// Open the operator socket at this path while replaying
+    /// (docs/control-protocol.md); changes are saved to --config.
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// A group whose members may use the socket besides root.
+    #[arg(long, value_name = "GROUP", requires = "socket")]
+    socket_group: Option<String>,
+}
+
+/// `--pace`: `realtime` is 1, `Nx` (or `N`) is N.
+fn parse_pace(p: &str) -> Result<f64, Usage> {
+    let v = if p == "realtime" {
+        1.0
+    } else {
+        p.strip_suffix('x')
+            .unwrap_or(p)
+            .parse::<f64>()
+            .map_err(|_| {
+                Usage(format!(
+                    "--pace {p:?}: write realtime, or a factor such as 10x"
+                ))
+            })?
+    };
+    if !(v.is_finite() && v > 0.0) {
+        return Err(Usage(format!("--pace {p:?}: the factor must be above 0")));
+    }
+    Ok(v)
 }
 
 /// Bad input: exit status 2 with a message that names the file and the fix.
@@ -675,6 +706,27 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
         a.format.as_deref(),
         a.compress.as_deref(),
     )?;
+    let pace = a.pace.as_deref().map(parse_pace).transpose()?;
+    let live = a
+        .socket
+        .as_ref()
+        .map(|_| flowlog::live::Live::new(a.workers.max(1)));
+    let server = match (&a.socket, &live) {
+        (Some(path), Some(live)) => {
+            let engine =
+                flowlog::engine::Engine::new(config.clone(), Some(a.config.clone()), live.clone());
+            let opts = flowlog::control::server::ServerOptions {
+                path: path.clone(),
+                group: a.socket_group.clone(),
+                ..Default::default()
+            };
+            Some(
+                flowlog::control::server::serve(opts, std::sync::Arc::new(engine))
+                    .map_err(|e| Usage(format!("--socket {}: {e}", path.display())))?,
+            )
+        }
+        _ => None,
+    };
     let opts = ReplayOptions {
         config,
         pcap: a.pcap.clone(),
@@ -685,8 +737,14 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
         format,
         compress,
         progress: !a.quiet,
+        pace,
+        live,
     };
-    let s = match replay(&opts) {
+    let result = replay(&opts);
+    if let Some(server) = server {
+        server.stop();
+    }
+    let s = match result {
         Ok(s) => s,
         Err(e @ (ReplayError::Capture(_) | ReplayError::Options(_))) => {
             return Err(Usage(e.to_string()).into())

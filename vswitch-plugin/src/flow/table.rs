@@ -62,6 +62,7 @@ pub struct FlowTable {
     mask: usize,
     len: usize,
     slice_start: u64,
+    gen: u32,
     skipped: Box<[Skipped]>,
     any_skipped: bool,
 }
@@ -77,6 +78,7 @@ impl FlowTable {
             mask: slots - 1,
             len: 0,
             slice_start: 0,
+            gen: 0,
             skipped: vec![Skipped::default(); enis.max(1)].into_boxed_slice(),
             any_skipped: false,
         }
@@ -105,6 +107,16 @@ impl FlowTable {
     /// Unix second at which this table's slice starts.
     pub fn slice_start(&self) -> u64 {
         self.slice_start
+    }
+
+    /// The configuration generation its flows were recorded under.
+    pub fn gen(&self) -> u32 {
+        self.gen
+    }
+
+    /// Sets the configuration generation of what it will record.
+    pub fn set_gen(&mut self, gen: u32) {
+        self.gen = gen;
     }
 
     /// Starts a new slice; the table must have been drained.

@@ -248,6 +248,13 @@ impl Policy {
         }
     }
 
+    /// Judges from now on by `compiled` (new rules, new ENIs); the tracked
+    /// connections stay, as a stateful firewall keeps them when its rules
+    /// change.
+    pub fn set_compiled(&mut self, compiled: Arc<CompiledPolicy>) {
+        self.compiled = compiled;
+    }
+
     /// The connection table.
     pub fn conns(&self) -> &ConnTable {
         &self.conns
