@@ -39,5 +39,7 @@ CREATE TABLE IF NOT EXISTS flowlogs.records
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMMDD(window_start)
--- 18.16 refuses Nullable columns in the sorting key: the addresses enter as ifNull(…, '').
-ORDER BY (flow_log_id, eni_id, window_start, ifNull(srcaddr, ''), ifNull(dstaddr, ''));
+-- The usual questions name a flow log or an ENI and a time range. The addresses stay
+-- out of the key: 18.16 refuses Nullable key columns, and ifNull(srcaddr, '') in the
+-- key halves the insert rate (benches/sink_clickhouse.rs).
+ORDER BY (flow_log_id, eni_id, window_start);
