@@ -39,9 +39,10 @@ pub enum Unit {
 pub fn unit_of(key: &str) -> Unit {
     let k = key.to_ascii_lowercase();
     let ends = |s: &[&str]| s.iter().any(|x| k.ends_with(x));
-    if ends(&["bytes_per_s", "bytes_per_sec", "_bps"]) {
+    let rate = ends(&["_per_s", "_per_sec", "_per_second", "_pps", "_rate"]);
+    if rate && k.contains("bytes") || ends(&["_bps"]) {
         Unit::ByteRate
-    } else if ends(&["_per_s", "_per_sec", "_per_second", "_pps", "_rate"]) {
+    } else if rate {
         Unit::Rate
     } else if k.contains("bytes") {
         Unit::Bytes
@@ -77,16 +78,46 @@ pub fn is_identity(key: &str) -> bool {
         || k.ends_with("_name")
 }
 
-/// A header for a key: `packets_in_per_s` → `PACKETS IN/S`.
+/// A header for a key: `packets_in_per_s` → `PACKETS IN/S`, `lag_s` →
+/// `LAG` (the cells carry the unit).
 pub fn header(key: &str) -> String {
     let mut k = key.to_owned();
-    for (suffix, with) in [("_per_second", "/s"), ("_per_sec", "/s"), ("_per_s", "/s")] {
-        if let Some(stem) = k.strip_suffix(suffix) {
+    for (suffix, with) in [
+        ("_per_second", "/s"),
+        ("_per_sec", "/s"),
+        ("_per_s", "/s"),
+        ("_seconds", ""),
+        ("_secs", ""),
+        ("_s", ""),
+        ("_ms", ""),
+        ("_pct", ""),
+        ("_percent", ""),
+        ("_ratio", ""),
+    ] {
+        if let Some(stem) = k.strip_suffix(suffix).filter(|s| !s.is_empty()) {
             k = format!("{stem}{with}");
             break;
         }
     }
     k.replace(['_', '-'], " ").to_uppercase()
+}
+
+/// Where an identity column goes: ids and names first, then workers, cores,
+/// queues; `None` for other columns.
+fn identity_rank(key: &str) -> Option<u8> {
+    let k = key.to_ascii_lowercase();
+    if !is_identity(&k) {
+        return None;
+    }
+    Some(match k.as_str() {
+        "id" => 0,
+        _ if k.ends_with("_id") => 1,
+        "name" => 2,
+        _ if k.ends_with("_name") => 3,
+        "worker" => 4,
+        "lcore" | "core" => 5,
+        _ => 6,
+    })
 }
 
 /// `1234567` → `1,234,567`.
@@ -97,7 +128,7 @@ pub fn thousands(n: i128) -> String {
         out.push('-');
     }
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -210,6 +241,8 @@ pub fn columns(rows: &[&Map<String, Value>]) -> Vec<String> {
     }
     let (mut ids, rest): (Vec<String>, Vec<String>) =
         seen.into_iter().partition(|k| is_identity(k));
+    // Stable: equal ranks keep their order.
+    ids.sort_by_key(|k| identity_rank(k));
     ids.extend(rest);
     ids
 }
@@ -394,8 +427,25 @@ fn is_flat(v: &Value) -> bool {
     }
 }
 
-fn all_flat<'a>(mut rows: impl Iterator<Item = &'a Value>) -> bool {
-    rows.all(|r| r.as_object().is_some_and(|o| o.values().all(is_flat)))
+/// Objects of flat values, all with the same keys: rows of one table (an
+/// object keyed by id), not different things side by side.
+fn all_flat<'a>(rows: impl Iterator<Item = &'a Value>) -> bool {
+    let mut first: Option<Vec<&String>> = None;
+    for r in rows {
+        let Some(o) = r.as_object() else {
+            return false;
+        };
+        if !o.values().all(is_flat) {
+            return false;
+        }
+        let keys: Vec<&String> = o.keys().collect();
+        match &first {
+            None => first = Some(keys),
+            Some(f) if *f != keys => return false,
+            Some(_) => {}
+        }
+    }
+    true
 }
 
 /// The id column of a keyed object: `enis` → `eni_id`, `workers` → `worker`.
@@ -443,6 +493,9 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(header("packets_in_per_s"), "PACKETS IN/S");
+        assert_eq!(header("exporter_lag_s"), "EXPORTER LAG");
+        assert_eq!(header("_s"), " S");
+        assert_eq!(cell("bytes_in_per_s", &json!(3072)), "3.0 KiB/s");
     }
 
     #[test]
@@ -454,14 +507,20 @@ mod tests {
                 {"packets_in": 20, "worker": 1, "extra": "x"}
             ],
             "enis": {"eni-a": {"packets": 1}, "eni-b": {"packets": 2}},
+            "describe": {"flow_log": {"status": "Active"}, "delivery": {"state": "ok"}},
             "empty": [],
         });
         let text = render(&v);
         assert!(text.contains("uptime_s:  12 s"), "{text}");
         assert!(text.contains("Workers (2)"), "{text}");
         assert!(text.contains("WORKER  PACKETS IN  EXTRA"), "{text}");
+        let t = objects_table(&[json!({"lcore": 1, "worker": 0, "eni_id": "e"})
+            .as_object()
+            .unwrap()]);
+        assert!(t.starts_with("ENI ID  WORKER  LCORE"), "{t}");
         assert!(text.contains("     0       1,000  -"), "{text}");
         assert!(text.contains("ENI ID"), "{text}");
-        assert!(text.contains("Empty: none"), "{text}");
+        assert!(text.contains("empty:     -"), "{text}");
+        assert!(text.contains("  Flow log\n    status:  Active"), "{text}");
     }
 }

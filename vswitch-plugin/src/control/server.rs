@@ -416,7 +416,7 @@ fn allowed(access: &Access, uid: u32, gid: u32) -> bool {
     match nix::unistd::getgrouplist(&name, Gid::from_raw(gid)) {
         Ok(groups) => groups.contains(&Gid::from_raw(group)),
         Err(_) => matches!(Group::from_gid(Gid::from_raw(group)),
-            Ok(Some(g)) if g.mem.iter().any(|m| *m == user.name)),
+            Ok(Some(g)) if g.mem.contains(&user.name)),
     }
 }
 
