@@ -11,7 +11,6 @@
 //! `BENCH {"bench":"sink","sink":"clickhouse","records":1000000,"records_per_s":…,"jsonl_records_per_s":…}`.
 //! It needs Debian's clickhouse-server (scripts/setup.sh).
 
-#[allow(dead_code)]
 #[path = "../../tests/tests/common_clickhouse/mod.rs"]
 mod common_clickhouse;
 

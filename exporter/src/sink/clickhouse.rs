@@ -1041,9 +1041,9 @@ mod tests {
             account_id: "1234".into(),
             vpc_id: "vpc-1".into(),
             vswitch_id: "vsw-1".into(),
-            vm_id: (i % 2 == 0).then(|| "i-1".into()),
+            vm_id: i.is_multiple_of(2).then(|| "i-1".into()),
             eni_id: format!("eni-{i}"),
-            srcaddr: Some(if i % 3 == 0 {
+            srcaddr: Some(if i.is_multiple_of(3) {
                 "fd00::1".parse().unwrap()
             } else {
                 "10.0.0.1".parse().unwrap()
