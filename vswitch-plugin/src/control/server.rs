@@ -16,13 +16,14 @@
 
 use super::proto::{error_line, parse_request, reply_line, MAX_LINE};
 use super::{CtlError, Handler, PROTOCOL_VERSION};
-use nix::sys::socket::{getsockopt, sockopt, Shutdown};
+use nix::errno::Errno;
+use nix::sys::socket::{getsockopt, send, sockopt, MsgFlags, Shutdown};
 use nix::unistd::{Gid, Group, Uid, User};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -421,9 +422,9 @@ fn allowed(access: &Access, uid: u32, gid: u32) -> bool {
 }
 
 /// Sends one error reply (id `null`) and closes the connection.
-fn refuse(mut stream: UnixStream, err: CtlError) {
+fn refuse(stream: UnixStream, err: CtlError) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let _ = stream.write_all(&error_line(None, err));
+    let _ = send_all(&stream, &error_line(None, err));
     let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 
@@ -431,7 +432,7 @@ fn refuse(mut stream: UnixStream, err: CtlError) {
 /// over [`MAX_LINE`], or the server stops.
 fn serve_client(stream: &UnixStream, shared: &Shared, peer: Peer) {
     let mut reader = stream;
-    let mut writer = stream;
+    let writer = stream;
     // Pending bytes: at most one partial line (<= MAX_LINE) plus one chunk.
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = [0u8; 8192];
@@ -445,7 +446,7 @@ fn serve_client(stream: &UnixStream, shared: &Shared, peer: Peer) {
                 return;
             }
             if let Some(reply) = answer(line, shared, peer) {
-                if writer.write_all(&reply).is_err() {
+                if send_all(writer, &reply).is_err() {
                     return;
                 }
             }
@@ -462,7 +463,7 @@ fn serve_client(stream: &UnixStream, shared: &Shared, peer: Peer) {
             Ok(0) => {
                 // A last request without its newline is still answered.
                 if let Some(reply) = answer(&buf, shared, peer) {
-                    let _ = writer.write_all(&reply);
+                    let _ = send_all(writer, &reply);
                 }
                 return;
             }
@@ -473,13 +474,28 @@ fn serve_client(stream: &UnixStream, shared: &Shared, peer: Peer) {
     }
 }
 
-fn too_large(mut writer: &UnixStream, len: usize) {
+fn too_large(writer: &UnixStream, len: usize) {
     let err = CtlError::new(
         "too-large",
         format!("a request line of more than {len} bytes; at most {MAX_LINE} bytes per line"),
     );
-    let _ = writer.write_all(&error_line(None, err));
+    let _ = send_all(writer, &error_line(None, err));
     let _ = writer.shutdown(std::net::Shutdown::Both);
+}
+
+/// Writes all of `buf` without raising SIGPIPE when the client has gone:
+/// the server may run in a process that does not ignore that signal. The
+/// socket's write timeout still applies.
+fn send_all(stream: &UnixStream, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match send(stream.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => buf = buf.get(n..).unwrap_or_default(),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// The reply to one line, `None` for a blank line.
