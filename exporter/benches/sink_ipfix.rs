@@ -37,7 +37,7 @@ fn window() -> Window {
         })
         .collect();
     let records = (0..RECORDS)
-        .map(|i| {
+        .map(|_| {
             let r = rnd();
             let (eni, vm) = &enis[(r % 64) as usize];
             let class = (r >> 8) % 100;

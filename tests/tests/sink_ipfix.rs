@@ -404,14 +404,14 @@ fn rec(i: u16) -> Record {
         account_id: "1234567890".into(),
         vpc_id: "vpc-1".into(),
         vswitch_id: "vsw-1".into(),
-        vm_id: (i % 5 != 0).then(|| format!("i-{}", i % 3)),
+        vm_id: (!i.is_multiple_of(5)).then(|| format!("i-{}", i % 3)),
         eni_id: format!("eni-{}", i % 3),
         srcaddr: Some(src.parse().unwrap()),
         dstaddr: Some(dst.parse().unwrap()),
         srcport: Some(sport),
         dstport: Some(dport),
         protocol: Some(proto),
-        direction: Some(if i % 2 == 0 {
+        direction: Some(if i.is_multiple_of(2) {
             Direction::In
         } else {
             Direction::Out
@@ -422,7 +422,7 @@ fn rec(i: u16) -> Record {
         end: start + u64::from(i % 7),
         tcp_flags: if proto == 6 { (i % 64) as u8 } else { 0 },
         log_status: LogStatus::Ok,
-        action: Some(if i % 3 == 0 {
+        action: Some(if i.is_multiple_of(3) {
             Action::Reject
         } else {
             Action::Accept
