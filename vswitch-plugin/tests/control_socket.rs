@@ -45,7 +45,8 @@ struct Fixture {
     _dir: tempfile::TempDir,
     path: PathBuf,
     mock: Arc<Mock>,
-    server: Option<Server>,
+    /// Serves until the fixture is dropped.
+    _server: Server,
 }
 
 fn start_with(opts: impl FnOnce(&Path) -> ServerOptions) -> Fixture {
@@ -58,7 +59,7 @@ fn start_with(opts: impl FnOnce(&Path) -> ServerOptions) -> Fixture {
         _dir: dir,
         path,
         mock,
-        server: Some(server),
+        _server: server,
     }
 }
 
