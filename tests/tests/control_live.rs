@@ -7,60 +7,13 @@
 //! the first frame recorded under the change; replays of the capture cut at
 //! those frames (without any socket) give what each flow log must hold.
 
-use flowlog_tests::{flowlogd, read_store, workspace_root, ACCOUNT};
+use flowlog_tests::{flowlogd, read_store, workspace_root, OpClient as Client, ACCOUNT};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A client of the operator socket.
-struct Client {
-    w: UnixStream,
-    r: BufReader<UnixStream>,
-    id: u64,
-}
-
-impl Client {
-    fn connect(path: &Path) -> Client {
-        let until = Instant::now() + Duration::from_secs(30);
-        loop {
-            match UnixStream::connect(path) {
-                Ok(s) => {
-                    let r = BufReader::new(s.try_clone().expect("clone"));
-                    return Client { w: s, r, id: 0 };
-                }
-                Err(e) if Instant::now() > until => panic!("{}: {e}", path.display()),
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
-    }
-
-    fn call(&mut self, cmd: &str, args: Value) -> Value {
-        self.id += 1;
-        let req = json!({"v": 1, "id": self.id, "cmd": cmd, "args": args});
-        writeln!(self.w, "{req}").expect("send");
-        let mut line = String::new();
-        self.r.read_line(&mut line).expect("reply");
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        assert_eq!(v["id"], json!(self.id), "{v}");
-        v
-    }
-
-    /// A change that must succeed: returns the first frame under it.
-    fn change(&mut self, cmd: &str, args: Value) -> (u64, u64) {
-        let v = self.call(cmd, args);
-        assert_eq!(v["ok"], json!(true), "{cmd}: {v}");
-        let r = &v["result"];
-        (
-            r["applied_at_frame"].as_u64().expect("frame"),
-            r["applied_at"].as_u64().expect("time"),
-        )
-    }
-}
 
 /// Copies frames `[from, to)` of a classic pcap to `dst`.
 fn cut(src: &Path, dst: &Path, from: u64, to: u64) {

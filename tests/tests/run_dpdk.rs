@@ -59,6 +59,8 @@ fn run_fed_by_net_pcap_forwards_accepted_drops_rejected_and_logs_like_replay() {
     args.push(cfg.display().to_string());
     args.push("--out".into());
     args.push(run_out.display().to_string());
+    args.push("--socket".into());
+    args.push(dir.path().join("op.sock").display().to_string());
     args.push("--".into());
     args.extend(eal(
         "flrun1",
@@ -181,6 +183,8 @@ fn sigterm_case(workers: u32, lcores: &str, prefix: &str) {
         "0".into(),
         "--workers".into(),
         workers.to_string(),
+        "--socket".into(),
+        dir.path().join("op.sock").display().to_string(),
         "--".into(),
     ]);
     args.extend(eal_on(
@@ -374,6 +378,8 @@ fn run_with_two_workers_hands_off_by_connection_and_logs_like_replay() {
     args.push(cfg.display().to_string());
     args.push("--out".into());
     args.push(run_out.display().to_string());
+    args.push("--socket".into());
+    args.push(dir.path().join("op.sock").display().to_string());
     args.push("--".into());
     args.extend(eal_on(
         "flrun3",
@@ -424,6 +430,8 @@ fn run_with_two_workers_on_two_ports_forwards_to_the_eni_port_and_logs_like_repl
         run_out.display().to_string(),
         "--uplink".into(),
         "0".into(),
+        "--socket".into(),
+        dir.path().join("op.sock").display().to_string(),
         "--".into(),
     ];
     args.extend(eal_on(
@@ -465,4 +473,96 @@ fn run_with_two_workers_on_two_ports_forwards_to_the_eni_port_and_logs_like_repl
     assert_subset(&to_a1, &input);
     replay_into(&cfg, &cap, &replay_out);
     assert_same_store(&run_out, &replay_out);
+}
+
+#[test]
+fn run_serves_the_operator_socket_with_stats_and_a_live_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_without_ports(dir.path());
+    let cap = gen(dir.path(), 5_000);
+    let sock = dir.path().join("op.sock");
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "--json".into(),
+        "--stop-when-idle".into(),
+        "4".into(),
+        "--config".into(),
+        cfg.display().to_string(),
+        "--out".into(),
+        dir.path().join("store").display().to_string(),
+        "--socket".into(),
+        sock.display().to_string(),
+        "--".into(),
+    ];
+    args.extend(eal(
+        "flrun5",
+        &[format!(
+            "net_pcap0,rx_pcap={},tx_pcap={}",
+            cap.display(),
+            dir.path().join("fwd.pcap").display()
+        )],
+    ));
+    let child = Command::new(flowlogd())
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start flowlogd run");
+    let mut c = flowlog_tests::OpClient::connect(&sock);
+    // Every packet read, then the figures.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let stats = loop {
+        let s = c.call("stats", serde_json::json!({}));
+        assert_eq!(s["ok"], true, "{s}");
+        let d = &s["result"]["dispatch"];
+        let sorted = ["logged", "malformed", "unmatched", "not_ip"]
+            .iter()
+            .map(|k| d[k].as_u64().unwrap())
+            .sum::<u64>();
+        if d["read"] == 5_000 && sorted == 5_000 {
+            break s["result"].clone();
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "never read 5000 packets: {s}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let w = &stats["workers"][0];
+    assert_eq!(w["packets"], stats["dispatch"]["logged"], "{stats}");
+    assert!(w["packets"].as_u64().unwrap() > 4_900, "{stats}");
+    assert!(w["table_capacity"].as_u64().unwrap() > 0);
+    let fls = stats["flow_logs"].as_array().unwrap();
+    assert!(fls
+        .iter()
+        .any(|f| f["flow_log_id"] == "fl-vpc1" && f["delivery_status"] == "SUCCESS"));
+    let prom = c.call("stats.prometheus", serde_json::json!({}));
+    let text = prom["result"]["text"].as_str().unwrap();
+    assert!(
+        text.contains(&format!(
+            "flowlogd_worker_packets_total{{worker=\"0\"}} {}",
+            w["packets"]
+        )),
+        "{text}"
+    );
+    // A change while the ports are polled: in force at once, and saved.
+    let v = c.call(
+        "flow-logs.stop",
+        serde_json::json!({"flow_log_id": "fl-vpc1"}),
+    );
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["result"]["generation"], 1, "{v}");
+    let saved: Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+    let fl = saved["flow_logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["flow_log_id"] == "fl-vpc1")
+        .unwrap()
+        .clone();
+    assert_eq!(fl["status"], "Inactive");
+    drop(c);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!sock.exists(), "the socket file is removed at the end");
 }

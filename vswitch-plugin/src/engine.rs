@@ -202,6 +202,7 @@ impl Engine {
             plan,
             compiled: Arc::new(CompiledPolicy::from_config(engine)),
             attribution: Arc::new(Attribution::from_config_except(engine, gone)),
+            ports: engine.enis.iter().map(|e| e.port).collect(),
         }
     }
 

@@ -74,6 +74,7 @@ use crate::dpdk::{
 };
 use crate::export::{run_store_exporter, Clock, Delivered};
 use crate::flow::FlowTable;
+use crate::live::{Live, WorkerView, LIVE_MAX_ENIS, LIVE_SLICE};
 use crate::policy::{CompiledPolicy, Policy, PolicyCounters};
 use crate::replay::TABLES_PER_WORKER;
 use crate::wire::{self, LinkType, PacketMeta, ParseError};
@@ -86,7 +87,7 @@ use exporter::sink::{DeliveryStatus, SinkSet};
 use exporter::store::{Compress, LocalStore, StoreFormat};
 use std::cell::Cell;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -118,6 +119,9 @@ pub struct RunOptions {
     pub compress: Compress,
     /// Set to stop in order (SIGINT/SIGTERM set it).
     pub stop: Arc<AtomicBool>,
+    /// The operator socket's view: configuration changes are put in force
+    /// between bursts and the figures published for `stats`.
+    pub live: Option<Arc<Live>>,
 }
 
 /// What a run did.
@@ -234,8 +238,18 @@ struct Shared<'a, 'p> {
     handoffs: &'a [Arc<Handoff>],
     /// Slice length, seconds.
     slice: u64,
-    attribution: &'a Attribution,
-    eni_port: &'a [u16],
+    attribution: &'a Arc<Attribution>,
+    eni_port: &'a Arc<[u16]>,
+    nports: u16,
+    live: Option<&'a Live>,
+    /// The configuration generation every worker is to put in force.
+    gen_now: AtomicU32,
+    /// Per worker: the generation it has in force.
+    gen_seen: Vec<AtomicU32>,
+    /// Packets received on all ports so far.
+    received: AtomicU64,
+    /// Workers that finished.
+    finished: AtomicUsize,
     uplink: u16,
     ts: Option<RxTimestamp>,
     clock: &'a Clock,
@@ -319,6 +333,11 @@ struct WorkerRun {
 
 /// The worker's scratch space for one burst.
 struct Scratch {
+    /// The ENI lookups and ports of the configuration generation in force
+    /// on this worker.
+    attr: Arc<Attribution>,
+    eni_port: Arc<[u16]>,
+    gen: u32,
     rx: Burst,
     out: Vec<Burst>,
     seen: [Seen; BURST_SIZE],
@@ -349,6 +368,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     }
     // ENI index -> port.
     let mut eni_port = vec![u16::MAX; cfg.enis.len()];
+    let live = opts.live.as_deref();
     for (i, e) in cfg.enis.iter().enumerate() {
         if let Some(p) = e.port {
             if p >= nports {
@@ -451,13 +471,23 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         .collect();
 
     let plan = Plan::from_config(cfg);
-    let slice = plan.slice_secs();
-    let attribution = Attribution::from_config(cfg);
+    // With the operator socket a flow log of any interval may come.
+    let slice = if live.is_some() {
+        LIVE_SLICE
+    } else {
+        plan.slice_secs()
+    };
+    let attribution = Arc::new(Attribution::from_config(cfg));
+    let eni_port: Arc<[u16]> = eni_port.into();
     let compiled = Arc::new(CompiledPolicy::from_config(cfg));
     let store = LocalStore::new(opts.out.clone(), opts.format, opts.compress, &cfg.host);
     let sinks =
         SinkSet::open(cfg).map_err(|e| RunError::Setup(format!("opening the sinks: {e}")))?;
-    let enis = cfg.enis.len();
+    let enis = if live.is_some() {
+        LIVE_MAX_ENIS.max(cfg.enis.len())
+    } else {
+        cfg.enis.len()
+    };
     let mut handoffs: Vec<Arc<Handoff>> = Vec::new();
     let mut actives = Vec::new();
     for _ in 0..n {
@@ -483,6 +513,12 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         slice,
         attribution: &attribution,
         eni_port: &eni_port,
+        nports,
+        live,
+        gen_now: AtomicU32::new(0),
+        gen_seen: (0..n).map(|_| AtomicU32::new(0)).collect(),
+        received: AtomicU64::new(0),
+        finished: AtomicUsize::new(0),
         uplink,
         ts,
         clock: &clock,
@@ -506,10 +542,22 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
                     if !crate::dpdk::unpin_current_thread() {
                         tracing::warn!("the exporter could not leave the main lcore's core");
                     }
-                    run_store_exporter(plan, handoffs, clock, store, sinks, None)
+                    run_store_exporter(plan, handoffs, clock, store, sinks, live)
                 })
                 .expect("spawn exporter")
         };
+        if let Some(l) = live {
+            let shared = &shared;
+            std::thread::Builder::new()
+                .name("flowlog-control".into())
+                .spawn_scoped(s, move || {
+                    if !crate::dpdk::unpin_current_thread() {
+                        tracing::warn!("the control thread could not leave the main lcore's core");
+                    }
+                    coordinate(shared, l)
+                })
+                .expect("spawn the control thread");
+        }
         let mut threads = Vec::new();
         for (w, active) in actives.into_iter().enumerate() {
             let worker = Worker::new(
@@ -530,7 +578,9 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
                                 tracing::warn!("worker {w}: could not pin to core {}", c.id);
                             }
                         }
-                        work(shared, w, worker)
+                        let r = work(shared, w, worker);
+                        shared.finished.fetch_add(1, Ordering::AcqRel);
+                        r
                     })
                     .expect("spawn worker"),
             );
@@ -593,6 +643,91 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     Ok(sum)
 }
 
+/// What a worker publishes for `stats`.
+fn publish_worker(
+    sh: &Shared<'_, '_>,
+    l: &Live,
+    w: usize,
+    worker: &Worker<Policy>,
+    sum: &RunSummary,
+) {
+    let v = WorkerView {
+        counters: worker.counters,
+        policy: worker.policy().counters,
+        table_len: worker.table_len() as u64,
+        table_capacity: sh
+            .opts
+            .flows_per_core
+            .max(crate::flow::PROBE)
+            .next_power_of_two() as u64,
+        conns: worker.policy().conns().len() as u64,
+        conns_capacity: worker.policy().conns().capacity() as u64,
+        ring_depth: (0..sh.n)
+            .filter_map(|from| sh.ring(from, w))
+            .map(|q| q.len() as u64)
+            .sum(),
+        ring_capacity: (0..sh.n)
+            .filter_map(|from| sh.ring(from, w))
+            .map(|q| q.capacity() as u64)
+            .sum(),
+        malformed: sum.malformed,
+        unmatched: sum.unmatched,
+        not_ip: sum.not_ip,
+    };
+    if let Some(slot) = l.workers.lock().get_mut(w) {
+        *slot = v;
+    }
+}
+
+/// The control thread of a run with the operator socket: puts each change
+/// in force on every worker (each takes it between two bursts), says where
+/// it took effect, and publishes the host's figures.
+fn coordinate(sh: &Shared<'_, '_>, l: &Live) {
+    loop {
+        if sh.finished.load(Ordering::Acquire) == sh.n || sh.halt.load(Ordering::Acquire) {
+            l.close();
+            return;
+        }
+        let now_ns = sh
+            .pub_ns
+            .iter()
+            .map(|p| p.load(Ordering::Acquire))
+            .max()
+            .unwrap_or(0)
+            .max(if sh.mode.load(Ordering::Acquire) == CLOCK_PACKETS {
+                0
+            } else {
+                wall_ns()
+            });
+        let received = sh.received.load(Ordering::Relaxed);
+        if l.has_pending() {
+            if let Some((g, gen)) = l.take_pending(now_ns / 1_000_000_000) {
+                sh.gen_now.store(g, Ordering::Release);
+                // Every worker takes it at its next turn; one that has
+                // stopped never will.
+                let until = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < until
+                    && !sh.halt.load(Ordering::Acquire)
+                    && sh.gen_seen.iter().any(|s| s.load(Ordering::Acquire) != g)
+                {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                l.applied(g, gen.from, sh.received.load(Ordering::Relaxed));
+            }
+        }
+        let ws = l.workers.lock().clone();
+        *l.dispatch.lock() = crate::live::DispatchView {
+            read: received,
+            logged: ws.iter().map(|v| v.counters.packets).sum(),
+            malformed: ws.iter().map(|v| v.malformed).sum(),
+            unmatched: ws.iter().map(|v| v.unmatched).sum(),
+            not_ip: ws.iter().map(|v| v.not_ip).sum(),
+            now: now_ns / 1_000_000_000,
+        };
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// One worker: polls its RX queues and its incoming rings until stopped,
 /// then finishes its worker (the exporter gets its last table).
 fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>) -> WorkerRun {
@@ -606,6 +741,9 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>) -> WorkerRun 
         last_rx: None,
     };
     let mut x = Scratch {
+        attr: sh.attribution.clone(),
+        eni_port: sh.eni_port.clone(),
+        gen: 0,
         rx: Burst::new(),
         out: (0..nports).map(|_| Burst::new()).collect(),
         seen: [Seen::default(); BURST_SIZE],
@@ -618,7 +756,32 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>) -> WorkerRun 
     };
     let mut started_clock = false;
     let mut halted = false;
+    let mut turns: u64 = 0;
     loop {
+        if let Some(l) = sh.live {
+            // One load per turn: a new configuration is put in force
+            // between bursts.
+            let g = sh.gen_now.load(Ordering::Acquire);
+            if g != x.gen {
+                if let Some(gen) = l.generation(g) {
+                    let c = gen.snapshot.compiled.clone();
+                    worker.reconfigure(g, |p| p.set_compiled(c));
+                    x.attr = gen.snapshot.attribution.clone();
+                    x.eni_port = gen
+                        .snapshot
+                        .ports
+                        .iter()
+                        .map(|p| p.filter(|&p| p < sh.nports).unwrap_or(u16::MAX))
+                        .collect();
+                }
+                x.gen = g;
+                sh.gen_seen[w].store(g, Ordering::Release);
+            }
+            turns += 1;
+            if turns & 0x3FF == 0 {
+                publish_worker(sh, l, w, &worker, &r.sum);
+            }
+        }
         if !halted && (sh.opts.stop.load(Ordering::Relaxed) || sh.halt.load(Ordering::Acquire)) {
             halted = true;
             sh.halt.store(true, Ordering::Release);
@@ -635,6 +798,7 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>) -> WorkerRun 
                 }
                 got += n;
                 r.sum.received += n as u64;
+                sh.received.fetch_add(n as u64, Ordering::Relaxed);
                 r.per_port[pi].0 += n as u64;
                 // The packets' times, on this worker's monotone clock.
                 let wall = wall_ns();
@@ -734,6 +898,9 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>) -> WorkerRun 
     sh.clock
         .last
         .fetch_max(r.now_ns / 1_000_000_000, Ordering::AcqRel);
+    if let Some(l) = sh.live {
+        publish_worker(sh, l, w, &worker, &r.sum);
+    }
     let (wc, p) = worker.finish();
     r.sum.worker = wc;
     r.sum.policy = p.counters;
@@ -779,7 +946,7 @@ fn hand_off(sh: &Shared<'_, '_>, w: usize, x: &mut Scratch, sum: &mut RunSummary
             x.rx.pkt_len(i),
             &mut x.meta,
         ) {
-            let (o, e) = sh.attribution.attribute(true, &x.meta);
+            let (o, e) = x.attr.attribute(true, &x.meta);
             if o != NO_ENI || e != NO_ENI {
                 x.owner[i] = (symmetric_hash(&x.meta) % sh.n as u64) as usize;
             }
@@ -837,7 +1004,7 @@ fn handle(
             Err(ParseError::NotIp) => sum.not_ip += 1,
             Err(ParseError::Malformed(_)) => sum.malformed += 1,
             Ok(()) => {
-                let (out_eni, in_eni) = sh.attribution.attribute(true, &x.meta);
+                let (out_eni, in_eni) = x.attr.attribute(true, &x.meta);
                 if out_eni == NO_ENI && in_eni == NO_ENI {
                     sum.unmatched += 1;
                 } else {
@@ -875,6 +1042,7 @@ fn handle(
     // Forward by destination MAC, in order; drop what the policy rejected.
     let (mut acc, mut rej, mut fwd, mut failed) = (0u64, 0u64, 0u64, 0u64);
     let seen_of = &x.seen_of;
+    let (attr, eni_port) = (&x.attr, &x.eni_port);
     let per_port = &mut r.per_port;
     x.rx.route(
         &mut x.out,
@@ -888,9 +1056,9 @@ fn handle(
             }
             let dst = if d.len() >= 6 && d[0] & 1 == 0 {
                 let mac: [u8; 6] = d[..6].try_into().expect("6 bytes");
-                sh.attribution
-                    .eni_of_mac(&mac)
-                    .map_or(u16::MAX, |e| sh.eni_port[usize::from(e)])
+                attr.eni_of_mac(&mac).map_or(u16::MAX, |e| {
+                    eni_port.get(usize::from(e)).copied().unwrap_or(u16::MAX)
+                })
             } else {
                 u16::MAX
             };

@@ -33,6 +33,8 @@ pub struct Snapshot {
     pub compiled: Arc<CompiledPolicy>,
     /// The dispatcher's ENI lookups.
     pub attribution: Arc<Attribution>,
+    /// Per ENI slot: the port its packets leave on (`flowlogd run`).
+    pub ports: Vec<Option<u16>>,
 }
 
 /// Where a change took effect.
@@ -75,6 +77,13 @@ pub struct WorkerView {
     pub ring_depth: u64,
     /// Capacity of its input ring.
     pub ring_capacity: u64,
+    /// Frames it read with a malformed IP header (`run`; the replay's
+    /// dispatcher counts its own).
+    pub malformed: u64,
+    /// IP frames of no ENI it read (`run`).
+    pub unmatched: u64,
+    /// Frames it read that are not IP (`run`).
+    pub not_ip: u64,
 }
 
 /// The dispatcher's figures (frames read and sorted), as last published.

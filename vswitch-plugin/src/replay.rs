@@ -347,6 +347,7 @@ fn worker_view(w: &Worker<Policy>, flows: usize, ring: (u64, u64)) -> WorkerView
         conns_capacity: w.policy().conns().capacity() as u64,
         ring_depth: ring.0,
         ring_capacity: ring.1,
+        ..WorkerView::default()
     }
 }
 

@@ -101,6 +101,16 @@ struct RunArgs {
     #[arg(long)]
     json: bool,
     /// EAL arguments, after `--` (e.g. `--no-huge --no-pci --vdev=net_pcap0,rx_pcap=IN,tx_pcap=OUT`).
+    /// The operator socket (docs/control-protocol.md); changes are saved to
+    /// --config.
+    #[arg(long, value_name = "PATH", default_value = flowlog::control::server::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Run without the operator socket.
+    #[arg(long, conflicts_with = "socket_group")]
+    no_socket: bool,
+    /// A group whose members may use the socket besides root.
+    #[arg(long, value_name = "GROUP")]
+    socket_group: Option<String>,
     #[arg(last = true)]
     eal: Vec<String>,
 }
@@ -264,8 +274,35 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         format,
         compress,
         stop,
+        live: None,
     };
-    let s = match run(&opts) {
+    let mut opts = opts;
+    let server = if a.no_socket {
+        None
+    } else {
+        let live = flowlog::live::Live::new(a.workers.max(1));
+        opts.live = Some(live.clone());
+        let engine =
+            flowlog::engine::Engine::new(opts.config.clone(), Some(a.config.clone()), live);
+        let so = flowlog::control::server::ServerOptions {
+            path: a.socket.clone(),
+            group: a.socket_group.clone(),
+            ..Default::default()
+        };
+        Some(
+            flowlog::control::server::serve(so, Arc::new(engine)).map_err(|e| {
+                Usage(format!(
+                    "--socket {}: {e} (give another --socket PATH, or --no-socket)",
+                    a.socket.display()
+                ))
+            })?,
+        )
+    };
+    let result = run(&opts);
+    if let Some(server) = server {
+        server.stop();
+    }
+    let s = match result {
         Ok(s) => s,
         Err(e @ RunError::Setup(_)) => return Err(Usage(e.to_string()).into()),
         Err(e) => return Err(e.into()),
