@@ -49,7 +49,7 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Server { code, message } if code == "forbidden" => write!(
                 f,
-                "{code}: {message} (run as root or as a member of the socket's group)"
+                "{code}: {message}: run as root or as a member of the socket's group"
             ),
             Failure::Server { code, message } => write!(f, "{code}: {message}"),
             Failure::NoServer { path, reason } => write!(

@@ -382,15 +382,22 @@ fn admit(stream: &UnixStream, access: &Access) -> Option<Peer> {
         pid = peer.pid,
         "operator socket: refused a client that is not root, the server's user or in its group"
     );
-    let who = match &access.group {
-        Some((name, _)) => format!("root, uid {} or a member of group {name:?}", access.own_uid),
-        None => format!("root or uid {}", access.own_uid),
-    };
+    let mut who = vec!["root".to_owned()];
+    if access.own_uid != 0 {
+        who.push(format!("uid {}", access.own_uid));
+    }
+    if let Some((name, _)) = &access.group {
+        who.push(format!("members of group {name:?}"));
+    }
     refuse(
         stream.try_clone().ok()?,
         CtlError::new(
             "forbidden",
-            format!("uid {} may not use this socket; run as {who}", peer.uid),
+            format!(
+                "uid {} may not use this socket (allowed: {})",
+                peer.uid,
+                who.join(", ")
+            ),
         ),
     );
     None
