@@ -494,14 +494,19 @@ fn run_serves_the_operator_socket_with_stats_and_a_live_change() {
         sock.display().to_string(),
         "--".into(),
     ];
-    args.extend(eal(
-        "flrun5",
-        &[format!(
-            "net_pcap0,rx_pcap={},tx_pcap={}",
-            cap.display(),
-            dir.path().join("fwd.pcap").display()
-        )],
-    ));
+    // With DPDK's telemetry on: the run registers its commands there too.
+    args.extend(
+        eal(
+            "flrun5",
+            &[format!(
+                "net_pcap0,rx_pcap={},tx_pcap={}",
+                cap.display(),
+                dir.path().join("fwd.pcap").display()
+            )],
+        )
+        .into_iter()
+        .filter(|a| a != "--no-telemetry"),
+    );
     let child = Command::new(flowlogd())
         .args(&args)
         .stdout(std::process::Stdio::piped())
@@ -545,6 +550,26 @@ fn run_serves_the_operator_socket_with_stats_and_a_live_change() {
         )),
         "{text}"
     );
+    // The same figures from DPDK's telemetry socket.
+    let tsock = format!(
+        "/var/run/dpdk/flrun5-{}/dpdk_telemetry.v2",
+        std::process::id()
+    );
+    let py = "import socket, sys\n\
+              s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n\
+              s.connect(sys.argv[1])\n\
+              s.recv(4096)\n\
+              s.send(b'/flowlogd/stats')\n\
+              print(s.recv(65536).decode())\n";
+    let o = Command::new("python3")
+        .args(["-c", py, &tsock])
+        .output()
+        .expect("python3");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t: Value = serde_json::from_slice(&o.stdout).expect("telemetry JSON");
+    let t = &t["/flowlogd/stats"];
+    assert_eq!(t["received"], 5_000, "{t}");
+    assert_eq!(t["logged"], w["packets"], "{t}");
     // A change while the ports are polled: in force at once, and saved.
     let v = c.call(
         "flow-logs.stop",

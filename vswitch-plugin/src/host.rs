@@ -359,6 +359,9 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let mut args = vec!["flowlogd".to_string()];
     args.extend(opts.eal_args.iter().cloned());
     let eal = Eal::init(&args)?;
+    if let Some(l) = &opts.live {
+        register_telemetry(l);
+    }
     let nports = eal.port_count();
     if nports == 0 {
         return Err(RunError::Setup(
@@ -592,6 +595,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         (runs, exporter.join().expect("exporter thread"))
     });
     drop(shared);
+    crate::dpdk::telemetry::clear();
     drop(ports);
     drop(pool);
     drop(eal);
@@ -641,6 +645,69 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     sum.sinks = delivered.sinks;
     sum.elapsed = started.elapsed();
     Ok(sum)
+}
+
+/// Registers `/flowlogd/stats` and `/flowlogd/flow_logs` with DPDK's
+/// telemetry; a refusal is only warned about (the operator socket has the
+/// same figures).
+fn register_telemetry(l: &Arc<Live>) {
+    use crate::dpdk::telemetry::register;
+    let a = l.clone();
+    let stats = move || {
+        let ws = a.workers.lock().clone();
+        let d = *a.dispatch.lock();
+        let (wm, late) = {
+            let e = a.exporter.lock();
+            (e.watermark, e.late)
+        };
+        let sum = |f: fn(&WorkerView) -> u64| ws.iter().map(f).sum::<u64>();
+        vec![
+            ("workers".to_string(), ws.len() as u64),
+            ("received".into(), d.read),
+            ("logged".into(), d.logged),
+            ("malformed".into(), d.malformed),
+            ("unmatched".into(), d.unmatched),
+            ("not_ip".into(), d.not_ip),
+            ("observations".into(), sum(|w| w.counters.observations)),
+            ("rejected".into(), sum(|w| w.counters.rejected)),
+            ("evictions".into(), sum(|w| w.counters.evictions)),
+            ("skipped".into(), sum(|w| w.counters.skipped)),
+            ("table_flows".into(), sum(|w| w.table_len)),
+            ("conns".into(), sum(|w| w.conns)),
+            ("conn_table_full".into(), sum(|w| w.policy.conn_table_full)),
+            ("exporter_watermark".into(), wm),
+            (
+                "exporter_lag_s".into(),
+                if wm == 0 { 0 } else { d.now.saturating_sub(wm) },
+            ),
+            ("late".into(), late),
+        ]
+    };
+    let b = l.clone();
+    let flow_logs = move || {
+        b.exporter
+            .lock()
+            .flow_logs
+            .iter()
+            .map(|(id, s)| (id.clone(), s.records))
+            .collect()
+    };
+    for (cmd, help, f) in [
+        (
+            "/flowlogd/stats",
+            "flowlogd: packets, flows and exporter figures. Takes no parameters",
+            Arc::new(stats) as crate::dpdk::telemetry::Source,
+        ),
+        (
+            "/flowlogd/flow_logs",
+            "flowlogd: records delivered per flow log (ids with - as _). Takes no parameters",
+            Arc::new(flow_logs),
+        ),
+    ] {
+        if let Err(e) = register(cmd, help, f) {
+            tracing::warn!("telemetry command {cmd} not registered: {e}");
+        }
+    }
 }
 
 /// What a worker publishes for `stats`.

@@ -12,6 +12,7 @@ mod eal;
 mod mbuf;
 mod mempool;
 mod port;
+pub mod telemetry;
 
 pub use eal::{lcore_id, tsc, tsc_hz, unpin_current_thread, Eal, LcoreId};
 pub use mbuf::{Burst, Packet, RxTimestamp, BURST_SIZE};
