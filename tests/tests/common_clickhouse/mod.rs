@@ -23,12 +23,20 @@ pub struct Server {
     child: Option<Child>,
 }
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago. Handed out from a counter below the
+/// kernel's ephemeral range (32768 and up), never twice in one process: a
+/// server killed by one test keeps its port, and no other test's server (or
+/// outgoing connection) takes it meanwhile.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = 20_000 + std::process::id() % 1000 * 10;
+    loop {
+        let port = (base + NEXT.fetch_add(1, Ordering::Relaxed) % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn binary() -> PathBuf {
