@@ -835,3 +835,314 @@ impl Handler for Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// An engine over the example configuration, saved to a temporary file,
+    /// with a stand-in datapath that puts every change in force at once.
+    struct Rig {
+        engine: Engine,
+        file: tempfile::NamedTempFile,
+        live: Arc<Live>,
+        stop: Arc<AtomicBool>,
+        datapath: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            let text = include_str!("../../config/example.json");
+            let cfg = config::from_json(text, "example").unwrap();
+            let file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(file.path(), text).unwrap();
+            let live = Live::new(1);
+            let stop = Arc::new(AtomicBool::new(false));
+            let datapath = {
+                let (live, stop) = (live.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut frame = 0;
+                    while !stop.load(Ordering::Acquire) {
+                        if let Some((g, gen)) = live.take_pending(1_000 + frame) {
+                            live.applied(g, gen.from, frame);
+                        }
+                        frame += 1;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                })
+            };
+            Rig {
+                engine: Engine::new(cfg, Some(file.path().to_path_buf()), live.clone()),
+                file,
+                live,
+                stop,
+                datapath: Some(datapath),
+            }
+        }
+
+        fn ok(&self, cmd: &str, args: Value) -> Value {
+            self.engine
+                .handle(cmd, &args)
+                .unwrap_or_else(|e| panic!("{cmd}: {} {}", e.code, e.message))
+        }
+
+        /// A refused command: its code, and nothing changed or saved.
+        fn refused(&self, cmd: &str, args: Value) -> CtlError {
+            let before = self.engine.config();
+            let saved = std::fs::read(self.file.path()).unwrap();
+            let e = self.engine.handle(cmd, &args).expect_err(cmd);
+            assert_eq!(
+                self.engine.config(),
+                before,
+                "{cmd} changed the configuration"
+            );
+            assert_eq!(
+                std::fs::read(self.file.path()).unwrap(),
+                saved,
+                "{cmd} saved"
+            );
+            e
+        }
+
+        fn saved(&self) -> Config {
+            config::load(self.file.path()).unwrap()
+        }
+    }
+
+    impl Drop for Rig {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Release);
+            if let Some(t) = self.datapath.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    fn flow_log(id: &str, resource_type: &str, resource_id: &str) -> Value {
+        json!({
+            "flow_log_id": id, "account_id": "1234567890",
+            "resource_type": resource_type, "resource_id": resource_id,
+            "traffic_type": "All", "aggregation_interval": 60,
+            "project_name": "p", "log_store_name": "s"
+        })
+    }
+
+    #[test]
+    fn flow_log_lifecycle_is_applied_saved_and_listed() {
+        let r = Rig::new();
+        let list = r.ok("flow-logs.list", json!({}));
+        assert_eq!(list["flow_logs"].as_array().unwrap().len(), 4);
+        let c = r.ok(
+            "flow-logs.create",
+            json!({"flow_log": flow_log("fl-new", "VSwitch", "vsw-1")}),
+        );
+        assert_eq!(c["generation"], 1);
+        assert!(c["applied_at_frame"].is_u64());
+        assert!(r
+            .saved()
+            .flow_logs
+            .iter()
+            .any(|f| f.flow_log_id == "fl-new"));
+        let d = r.ok("flow-logs.describe", json!({"flow_log_id": "fl-new"}));
+        assert_eq!(d["flow_log"]["status"], "Active");
+        assert_eq!(d["flow_log"]["enis"], json!(["eni-a1", "eni-a2"]));
+        assert_eq!(d["flow_log"]["delivery_status"], "SUCCESS");
+        r.ok(
+            "flow-logs.modify",
+            json!({"flow_log_id": "fl-new", "aggregation_interval": 600}),
+        );
+        assert_eq!(
+            r.saved()
+                .flow_logs
+                .iter()
+                .find(|f| f.flow_log_id == "fl-new")
+                .unwrap()
+                .aggregation_interval,
+            600
+        );
+        r.ok("flow-logs.stop", json!({"flow_log_id": "fl-new"}));
+        assert!(!r
+            .saved()
+            .flow_logs
+            .iter()
+            .find(|f| f.flow_log_id == "fl-new")
+            .unwrap()
+            .is_active());
+        r.ok("flow-logs.start", json!({"flow_log_id": "fl-new"}));
+        assert!(r
+            .saved()
+            .flow_logs
+            .iter()
+            .find(|f| f.flow_log_id == "fl-new")
+            .unwrap()
+            .is_active());
+        let del = r.ok("flow-logs.delete", json!({"flow_log_id": "fl-new"}));
+        assert_eq!(del["generation"], 5);
+        assert!(!r
+            .saved()
+            .flow_logs
+            .iter()
+            .any(|f| f.flow_log_id == "fl-new"));
+        // Each change reached the datapath as its own generation.
+        assert_eq!(r.live.generations_from(1).len(), 5);
+    }
+
+    #[test]
+    fn refused_changes_say_why_and_change_nothing() {
+        let r = Rig::new();
+        // Over the quota: the example's account has 4 flow logs of 10.
+        for i in 0..6 {
+            r.ok(
+                "flow-logs.create",
+                json!({"flow_log": flow_log(&format!("fl-q{i}"), "VPC", "vpc-1")}),
+            );
+        }
+        let e = r.refused(
+            "flow-logs.create",
+            json!({"flow_log": flow_log("fl-q6", "VPC", "vpc-1")}),
+        );
+        assert_eq!(e.code, "quota-exceeded", "{}", e.message);
+        assert!(e.message.contains("quota of 10"), "{}", e.message);
+        // An ENI flow log on an unsupported family (eni-a4 is ecs.t1.small).
+        r.ok("flow-logs.delete", json!({"flow_log_id": "fl-q0"}));
+        let e = r.refused(
+            "flow-logs.create",
+            json!({"flow_log": flow_log("fl-t1", "NetworkInterface", "eni-a4")}),
+        );
+        assert_eq!(e.code, "unsupported-family", "{}", e.message);
+        // Unknown resources.
+        let e = r.refused(
+            "flow-logs.create",
+            json!({"flow_log": flow_log("fl-x", "VPC", "vpc-9")}),
+        );
+        assert_eq!(e.code, "not-found", "{}", e.message);
+        assert!(e.message.contains("no VPC \"vpc-9\""), "{}", e.message);
+        for (cmd, args) in [
+            ("flow-logs.describe", json!({"flow_log_id": "fl-nope"})),
+            ("flow-logs.stop", json!({"flow_log_id": "fl-nope"})),
+            ("flow-logs.delete", json!({"flow_log_id": "fl-nope"})),
+            ("enis.detach", json!({"eni_id": "eni-nope"})),
+            (
+                "security-groups.replace-rules",
+                json!({"security_group_id": "sg-nope", "rules": []}),
+            ),
+            (
+                "network-acls.replace",
+                json!({"network_acl_id": "nacl-nope", "ingress": []}),
+            ),
+        ] {
+            let e = r.engine.handle(cmd, &args).expect_err(cmd);
+            assert_eq!(e.code, "not-found", "{cmd}: {}", e.message);
+        }
+        // Bad values, missing arguments, names the contract does not have.
+        let e = r.refused(
+            "flow-logs.modify",
+            json!({"flow_log_id": "fl-vpc1", "aggregation_interval": 61}),
+        );
+        assert_eq!(e.code, "invalid", "{}", e.message);
+        let e = r.refused(
+            "flow-logs.modify",
+            json!({"flow_log_id": "fl-vpc1", "description": "x"}),
+        );
+        assert_eq!(e.code, "invalid");
+        let e = r.refused(
+            "flow-logs.create",
+            json!({"flow_log": flow_log("fl-vpc1", "VPC", "vpc-1")}),
+        );
+        assert!(e.message.contains("exists already"), "{}", e.message);
+        let e = r.refused("flow-logs.stop", json!({}));
+        assert_eq!(e.code, "bad-request");
+        let e = r.refused(
+            "security-groups.replace-rules",
+            json!({"security_group_id": "sg-web", "rules": [{"direction": "sideways"}]}),
+        );
+        assert_eq!(e.code, "invalid", "{}", e.message);
+        // An ENI with a flow log of its own cannot leave.
+        let e = r.refused("enis.detach", json!({"eni_id": "eni-a1"}));
+        assert!(e.message.contains("fl-eni-a1"), "{}", e.message);
+        let e = r.refused("nope", json!({}));
+        assert_eq!(e.code, "unknown-command");
+    }
+
+    #[test]
+    fn enis_come_and_go_keeping_their_slots_and_rules_are_replaced() {
+        let r = Rig::new();
+        let eni = json!({
+            "eni_id": "eni-c1", "mac": "02:00:00:00:00:c1", "ips": ["10.0.1.77"],
+            "vm_id": "i-c1", "instance_type": "ecs.g7.large", "vswitch_id": "vsw-1",
+            "vpc_id": "vpc-1", "account_id": "1234567890", "security_group_ids": ["sg-web"]
+        });
+        r.ok("enis.attach", json!({ "eni": eni }));
+        let e = r.refused("enis.attach", json!({ "eni": eni }));
+        assert!(e.message.contains("attached already"), "{}", e.message);
+        // The VPC flow log covers it from now on.
+        let g = r.live.generation(1).unwrap();
+        let plan = &g.snapshot.plan;
+        assert_eq!(plan.enis[6].eni_id, "eni-c1");
+        let vpc1 = plan
+            .flow_logs
+            .iter()
+            .position(|f| f.flow_log_id == "fl-vpc1")
+            .unwrap();
+        assert!(plan.enis[6].flow_logs.contains(&vpc1));
+        r.ok("enis.detach", json!({"eni_id": "eni-a2"}));
+        let g = r.live.generation(2).unwrap();
+        // eni-a2 keeps slot 1 but nothing covers it and no MAC finds it.
+        assert_eq!(g.snapshot.plan.enis[1].eni_id, "eni-a2");
+        assert!(g.snapshot.plan.enis[1].flow_logs.is_empty());
+        assert_eq!(g.snapshot.attribution.eni_of_mac(&[2, 0, 0, 0, 0, 2]), None);
+        assert_eq!(
+            g.snapshot.attribution.eni_of_mac(&[2, 0, 0, 0, 0, 0xc1]),
+            Some(6)
+        );
+        assert!(!r.saved().enis.iter().any(|e| e.eni_id == "eni-a2"));
+        // It comes back in its old slot.
+        let a2 = serde_json::to_value(
+            config::from_json(include_str!("../../config/example.json"), "x")
+                .unwrap()
+                .enis[1]
+                .clone(),
+        )
+        .unwrap();
+        r.ok("enis.attach", json!({ "eni": a2 }));
+        let g = r.live.generation(3).unwrap();
+        assert_eq!(
+            g.snapshot.attribution.eni_of_mac(&[2, 0, 0, 0, 0, 2]),
+            Some(1)
+        );
+        let rules = json!([{"direction": "ingress", "policy": "drop", "priority": 1,
+                            "ip_protocol": "all", "port_range": "-1/-1", "cidr": "0.0.0.0/0"}]);
+        r.ok(
+            "security-groups.replace-rules",
+            json!({"security_group_id": "sg-web", "rules": rules}),
+        );
+        assert_eq!(r.saved().security_group("sg-web").unwrap().rules.len(), 1);
+        r.ok("network-acls.replace", json!({"network_acl_id": "nacl-1", "egress": rules.as_array().unwrap().iter().map(|x| { let mut x = x.clone(); x.as_object_mut().unwrap().remove("direction"); x.as_object_mut().unwrap().remove("priority"); x }).collect::<Vec<_>>()}));
+        assert_eq!(r.saved().network_acl("nacl-1").unwrap().egress.len(), 1);
+    }
+
+    #[test]
+    fn stats_and_prometheus_carry_every_section() {
+        let r = Rig::new();
+        let s = r.ok("stats", json!({}));
+        for k in ["dispatch", "workers", "enis", "flow_logs", "exporter"] {
+            assert!(!s[k].is_null(), "{k} missing: {s}");
+        }
+        assert_eq!(s["enis"].as_array().unwrap().len(), 6);
+        assert_eq!(s["workers"][0]["worker"], 0);
+        let p = r.ok("stats.prometheus", json!({}));
+        let text = p["text"].as_str().unwrap();
+        assert!(text.contains("# TYPE flowlogd_worker_packets_total counter"));
+        assert!(
+            text.contains("flowlogd_flow_log_delivery_ok{flow_log_id=\"fl-vpc1\"} 1"),
+            "{text}"
+        );
+        // Every sample line is `name{labels} value` or `name value`.
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let v = l.rsplit(' ').next().unwrap();
+            assert!(v.parse::<f64>().is_ok(), "{l}");
+            assert!(l.starts_with("flowlogd_"), "{l}");
+        }
+    }
+}
