@@ -1,8 +1,9 @@
 //! Fuzzes `flowlog::control::proto::parse_request`, the parser of the
 //! operator socket's request lines (docs/control-protocol.md). Besides "no
 //! panic" it checks that a parsed request has the promised shape, that it
-//! parses the same after a round trip through JSON, and that every reply
-//! the server would build from it is one JSON line that echoes the id.
+//! keeps its id and command after a round trip through JSON, and that every
+//! reply the server would build from it is one JSON line that echoes the id
+//! exactly.
 //!
 //! Seeds: `fuzz/seeds/control_request/`.
 //! Run: `cargo +nightly fuzz run control_request fuzz/corpus/control_request
@@ -46,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
     match parse_request(data) {
         Ok(req) => {
             assert!(data.len() <= MAX_LINE);
-            assert!(req.id.is_string() || req.id.is_number());
+            assert!(req.id.is_string() || req.id.is_i64() || req.id.is_u64());
             assert!(!req.cmd.is_empty());
             assert!(req.args.is_object());
             // What an echoing handler and a failing one would send back.
@@ -57,20 +58,24 @@ fuzz_target!(|data: &[u8]| {
             );
             let err = CtlError::new("invalid", format!("{}\n{}", req.cmd, req.args));
             check_reply(&reply_line(Some(&req.id), &Err(err)), Some(&req.id), false);
-            // The same request, written by a client, parses the same.
+            // The same request, written by a client, parses to the same id
+            // and command (args may hold floats, which serde_json does not
+            // read back bit for bit; they are the handler's business).
             let again = serde_json::to_vec(
                 &json!({"v": 1, "id": req.id, "cmd": req.cmd, "args": req.args}),
             )
             .expect("serialisable");
             if again.len() <= MAX_LINE {
-                assert_eq!(parse_request(&again).expect("round trip"), req);
+                let back = parse_request(&again).expect("round trip");
+                assert_eq!((&back.id, &back.cmd), (&req.id, &req.cmd));
+                assert!(back.args.is_object());
             }
         }
         Err((id, e)) => {
             assert!(CODES.contains(&e.code), "unexpected code {}", e.code);
             assert!(!e.message.is_empty());
             if let Some(id) = &id {
-                assert!(id.is_string() || id.is_number());
+                assert!(id.is_string() || id.is_i64() || id.is_u64());
             }
             check_reply(&error_line(id.as_ref(), e), id.as_ref(), false);
         }

@@ -164,8 +164,8 @@ fn commands_go_to_the_handler() {
     // `args` absent or null: {}.
     let r = c.call(json!({"v": 1, "id": 2, "cmd": "echo"}));
     assert_eq!(r["result"], json!({}));
-    let r = c.call(json!({"v": 1, "id": 3.5, "cmd": "echo", "args": null}));
-    assert_eq!((&r["id"], &r["result"]), (&json!(3.5), &json!({})));
+    let r = c.call(json!({"v": 1, "id": -35, "cmd": "echo", "args": null}));
+    assert_eq!((&r["id"], &r["result"]), (&json!(-35), &json!({})));
     assert_eq!(f.calls(), 3);
 }
 

@@ -14,7 +14,7 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// A well-formed request.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Request {
-    /// The client's `id` (a JSON string or number), echoed in the reply.
+    /// The client's `id` (a JSON string or integer), echoed in the reply.
     pub id: Value,
     /// The command name (`hello`, `stats`, `flow-logs.create`, ...).
     pub cmd: String,
@@ -28,8 +28,8 @@ pub type ParseError = (Option<Value>, CtlError);
 
 /// Parses one request line (without its newline; a trailing `\r` is
 /// tolerated). Checks, in order: size, JSON, object, `v` (absent or not an
-/// integer: `bad-request`; not 1: `unsupported-version`), `id` (a string or a
-/// number), `cmd` (a non-empty string), `args` (absent, `null` or an object).
+/// integer: `bad-request`; not 1: `unsupported-version`), `id` (a string or an
+/// integer), `cmd` (a non-empty string), `args` (absent, `null` or an object).
 /// Other top-level keys are ignored, so later versions can add some.
 pub fn parse_request(line: &[u8]) -> Result<Request, ParseError> {
     if line.len() > MAX_LINE {
@@ -65,13 +65,16 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ParseError> {
     };
     // The id to echo, when it is usable, even if the rest is wrong.
     let id = match obj.remove("id") {
-        Some(id @ (Value::String(_) | Value::Number(_))) => Some(id),
+        Some(id @ Value::String(_)) => Some(id),
+        // Integers only: a fraction or an exponent would not come back
+        // bit for bit (JSON numbers are parsed to f64 and printed again).
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(Value::Number(n)),
         Some(other) => {
             return Err((
                 None,
                 bad(format!(
-                    "\"id\" is a {}; it must be a string or a number",
-                    kind(&other)
+                    "\"id\" is {}; it must be a string or an integer",
+                    describe(&other)
                 )),
             ))
         }
@@ -110,7 +113,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ParseError> {
         }
     }
     let Some(id) = id else {
-        return Err((None, bad("missing \"id\" (a string or a number)")));
+        return Err((None, bad("missing \"id\" (a string or an integer)")));
     };
     let cmd = match obj.remove("cmd") {
         Some(Value::String(s)) if !s.is_empty() => s,
@@ -216,8 +219,10 @@ mod tests {
         .unwrap();
         assert_eq!(r.id, json!("a"));
         assert_eq!(r.args, json!({"k": [1]}));
-        let r = parse_request(br#"{"v":1,"id":1.5,"cmd":"x","args":null}"#).unwrap();
+        let r = parse_request(br#"{"v":1,"id":-5,"cmd":"x","args":null}"#).unwrap();
         assert_eq!(r.args, json!({}));
+        let r = parse_request(br#"{"v":1,"id":18446744073709551615,"cmd":"x"}"#).unwrap();
+        assert_eq!(r.id, json!(u64::MAX));
     }
 
     #[test]
@@ -227,6 +232,12 @@ mod tests {
         assert_eq!(err("[1]"), (None, "bad-request"));
         assert_eq!(err(r#"{"v":1,"cmd":"x"}"#), (None, "bad-request"));
         assert_eq!(err(r#"{"v":1,"id":[1],"cmd":"x"}"#), (None, "bad-request"));
+        assert_eq!(err(r#"{"v":1,"id":1.5,"cmd":"x"}"#), (None, "bad-request"));
+        assert_eq!(err(r#"{"v":1,"id":1e3,"cmd":"x"}"#), (None, "bad-request"));
+        assert_eq!(
+            err(r#"{"v":1,"id":-92233720368344112240,"cmd":"x"}"#),
+            (None, "bad-request")
+        );
         assert_eq!(err(r#"{"v":1,"id":3}"#), (Some(json!(3)), "bad-request"));
         assert_eq!(
             err(r#"{"v":1,"id":3,"cmd":""}"#),
