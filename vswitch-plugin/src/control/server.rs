@@ -164,9 +164,14 @@ pub fn serve(opts: ServerOptions, handler: Arc<dyn Handler>) -> Result<Server, S
         let _ = std::fs::remove_file(&path);
         return Err(e);
     }
+    // From here on, a failure leaves no socket file behind.
+    let fail = |e: String| {
+        let _ = std::fs::remove_file(&path);
+        e
+    };
     let waker = listener
         .try_clone()
-        .map_err(|e| format!("operator socket {shown}: {e}"))?;
+        .map_err(|e| fail(format!("operator socket {shown}: {e}")))?;
     let shared = Arc::new(Shared {
         handler,
         access: Access {
@@ -182,7 +187,7 @@ pub fn serve(opts: ServerOptions, handler: Arc<dyn Handler>) -> Result<Server, S
         std::thread::Builder::new()
             .name("flowlog-ctl".into())
             .spawn(move || accept_loop(listener, &shared))
-            .map_err(|e| format!("operator socket {shown}: starting its thread: {e}"))?
+            .map_err(|e| fail(format!("operator socket {shown}: starting its thread: {e}")))?
     };
     tracing::info!(path = %shown, mode = format!("{:o}", opts.mode), group = ?opts.group,
         "operator socket listening");
