@@ -8,53 +8,60 @@
 //! either format. A key that RECORDS.md allows to be `null` is a nullable
 //! column; every other column is required. Types:
 //!
-//! | column | Arrow type | nullable |
-//! |---|---|---|
-//! | `version` | UInt32 | no |
-//! | `account-id`, `vpc-id`, `vswitch-id`, `eni-id` | Utf8 | no |
-//! | `vm-id` | Utf8 | yes (detached ENI) |
-//! | `srcaddr`, `dstaddr` | Utf8, the record's text form (RFC 5952) | yes |
-//! | `srcport`, `dstport` | UInt16 | yes |
-//! | `protocol` | UInt8 | yes |
-//! | `direction` | Utf8 (`in`/`out`) | yes |
-//! | `packets`, `bytes`, `start`, `end` | UInt64 | no |
-//! | `tcp-flags` | UInt8 | no |
-//! | `log-status` | Utf8 (`OK`/`NODATA`/`SKIPDATA`) | no |
-//! | `action` | Utf8 (`ACCEPT`/`REJECT`) | yes |
-//! | `flow-log-id` | Utf8 | no |
-//! | `window-start` | UInt64 | no |
+//! | column | Arrow type | Parquet | nullable |
+//! |---|---|---|---|
+//! | `version` | UInt32 | INT32 (UINT_32) | no |
+//! | `account-id`, `vpc-id`, `vswitch-id`, `eni-id`, `flow-log-id` | Dictionary(Int32, Utf8) | BYTE_ARRAY (STRING), dictionary | no |
+//! | `vm-id` | Dictionary(Int32, Utf8) | BYTE_ARRAY (STRING), dictionary | yes (detached ENI) |
+//! | `srcaddr`, `dstaddr` | Utf8, the record's text form (RFC 5952) | BYTE_ARRAY (STRING), plain | yes |
+//! | `srcport`, `dstport` | UInt16 | INT32 (UINT_16) | yes |
+//! | `protocol` | UInt8 | INT32 (UINT_8) | yes |
+//! | `direction` | Dictionary(Int8, Utf8): `in`/`out` | BYTE_ARRAY (STRING), dictionary | yes |
+//! | `packets`, `bytes` | UInt64 | INT64 (UINT_64), plain | no |
+//! | `start`, `end` | UInt64 | INT64 (UINT_64) | no |
+//! | `tcp-flags` | UInt8 | INT32 (UINT_8) | no |
+//! | `log-status` | Dictionary(Int8, Utf8): `OK`/`NODATA`/`SKIPDATA` | BYTE_ARRAY (STRING), dictionary | no |
+//! | `action` | Dictionary(Int8, Utf8): `ACCEPT`/`REJECT` | BYTE_ARRAY (STRING), dictionary | yes |
+//! | `window-start` | UInt64 | INT64 (UINT_64) | no |
 //!
-//! Unsigned integers keep the record's own ranges; Parquet stores them as
-//! INT32/INT64 with the unsigned integer logical type, which DuckDB
-//! (UTINYINT … UBIGINT) and ClickHouse (UInt8 … UInt64) read as such and
-//! Spark (3.2+) reads as the next wider signed type (UInt64 as
-//! `decimal(20,0)`). `start`, `end` and `window-start` are Unix seconds,
-//! as in JSON Lines, not a timestamp type.
+//! The dictionary types are an Arrow matter: a Parquet reader sees plain
+//! UTF-8 string columns (dictionary-encoded pages), and [`read_records`]
+//! takes either form. Unsigned integers keep the record's own ranges;
+//! DuckDB (UTINYINT … UBIGINT) and ClickHouse (UInt8 … UInt64) read them as
+//! such, Spark (3.2+) as the next wider signed type (UInt64 as
+//! `decimal(20,0)`). `start`, `end` and `window-start` are Unix seconds, as
+//! in JSON Lines, not a timestamp type.
 //!
 //! Every column chunk is zstd-compressed, so a Parquet file never gets a
 //! `.zst` suffix and `log_store_compress` does not apply to it. Columns
 //! with few distinct values in a window (ids, enums, ports, protocol,
 //! flags, times) are dictionary-encoded; the addresses and the counters are
-//! plain-encoded (dictionary encoding them costs time and saves little
-//! after zstd). One window is one row group; column chunk statistics
-//! (min/max) let readers skip files by time or port.
+//! plain-encoded (a dictionary costs time there and saves little after
+//! zstd). One window is one row group (up to 1 Mi records); the numeric
+//! columns carry min/max statistics so that readers can skip row groups by
+//! time, port or protocol (string columns carry none: comparing every value
+//! costs more than it saves with one file per flow log and window).
 //!
 //! The arrays are built straight from the records with builders whose
 //! capacity is set up front: no JSON on the way.
 
 use crate::record::{Action, Direction, LogStatus, Record};
 use arrow_array::builder::{
-    StringBuilder, UInt16Builder, UInt32Builder, UInt64Builder, UInt8Builder,
+    Int32Builder, StringBuilder, UInt16Builder, UInt32Builder, UInt64Builder, UInt8Builder,
 };
 use arrow_array::cast::AsArray;
-use arrow_array::types::{UInt16Type, UInt32Type, UInt64Type, UInt8Type};
-use arrow_array::{Array, ArrayRef, ArrowPrimitiveType, PrimitiveArray, RecordBatch, StringArray};
+use arrow_array::types::{Int32Type, Int8Type, UInt16Type, UInt32Type, UInt64Type, UInt8Type};
+use arrow_array::{
+    Array, ArrayRef, ArrowPrimitiveType, DictionaryArray, Int8Array, PrimitiveArray, RecordBatch,
+    StringArray,
+};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
+use rustc_hash::FxHashMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Write};
@@ -65,8 +72,8 @@ use std::sync::{Arc, OnceLock};
 /// File name extension of the store's Parquet files, without the dot.
 pub const EXTENSION: &str = "parquet";
 
-/// zstd level of the column chunks: 1 is the fastest and, on the
-/// dictionary- and plain-encoded columns here, within a few percent of 3.
+/// zstd level of the column chunks (1: the fastest positive level; higher
+/// levels gain a few percent of size here for much more time).
 pub const ZSTD_LEVEL: i32 = 1;
 
 /// The column names, in order: the JSON Lines keys.
@@ -97,6 +104,13 @@ pub const COLUMNS: [&str; 21] = [
 /// Columns written without dictionary encoding (nearly unique per record).
 const PLAIN_COLUMNS: [&str; 4] = ["srcaddr", "dstaddr", "packets", "bytes"];
 
+/// The values of the `direction` dictionary, by `Direction as usize`.
+const DIRECTIONS: [&str; 2] = ["in", "out"];
+/// The values of the `log-status` dictionary.
+const STATUSES: [&str; 3] = ["OK", "NODATA", "SKIPDATA"];
+/// The values of the `action` dictionary.
+const ACTIONS: [&str; 2] = ["ACCEPT", "REJECT"];
+
 /// The Arrow schema of the store's Parquet files (see the module docs).
 pub fn schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
@@ -104,27 +118,29 @@ pub fn schema() -> SchemaRef {
         .get_or_init(|| {
             use DataType::{UInt16, UInt32, UInt64, UInt8, Utf8};
             let f = |name: &str, ty: DataType, nullable: bool| Field::new(name, ty, nullable);
+            let id = || DataType::Dictionary(Box::new(DataType::Int32), Box::new(Utf8));
+            let enu = || DataType::Dictionary(Box::new(DataType::Int8), Box::new(Utf8));
             Arc::new(Schema::new(vec![
                 f("version", UInt32, false),
-                f("account-id", Utf8, false),
-                f("vpc-id", Utf8, false),
-                f("vswitch-id", Utf8, false),
-                f("vm-id", Utf8, true),
-                f("eni-id", Utf8, false),
+                f("account-id", id(), false),
+                f("vpc-id", id(), false),
+                f("vswitch-id", id(), false),
+                f("vm-id", id(), true),
+                f("eni-id", id(), false),
                 f("srcaddr", Utf8, true),
                 f("dstaddr", Utf8, true),
                 f("srcport", UInt16, true),
                 f("dstport", UInt16, true),
                 f("protocol", UInt8, true),
-                f("direction", Utf8, true),
+                f("direction", enu(), true),
                 f("packets", UInt64, false),
                 f("bytes", UInt64, false),
                 f("start", UInt64, false),
                 f("end", UInt64, false),
                 f("tcp-flags", UInt8, false),
-                f("log-status", Utf8, false),
-                f("action", Utf8, true),
-                f("flow-log-id", Utf8, false),
+                f("log-status", enu(), false),
+                f("action", enu(), true),
+                f("flow-log-id", id(), false),
                 f("window-start", UInt64, false),
             ]))
         })
@@ -132,8 +148,9 @@ pub fn schema() -> SchemaRef {
 }
 
 /// The writer settings: zstd column chunks, dictionary encoding except for
-/// [`PLAIN_COLUMNS`], chunk-level statistics, one row group per window
-/// (up to 1 Mi records; a larger window gets more row groups).
+/// [`PLAIN_COLUMNS`], chunk-level min/max for the numeric columns only, one
+/// row group per window (up to 1 Mi records; a larger window gets more row
+/// groups).
 pub fn writer_properties() -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
@@ -144,6 +161,14 @@ pub fn writer_properties() -> WriterProperties {
         .set_created_by(concat!("flowlogd ", env!("CARGO_PKG_VERSION")).to_owned());
     for c in PLAIN_COLUMNS {
         b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
+    }
+    for f in schema().fields() {
+        if !f.data_type().is_numeric() {
+            b = b.set_column_statistics_enabled(
+                ColumnPath::from(f.name().as_str()),
+                EnabledStatistics::None,
+            );
+        }
     }
     b.build()
 }
@@ -189,75 +214,149 @@ fn append_addr(b: &mut StringBuilder, a: Option<IpAddr>) {
     }
 }
 
+/// Builds a `Dictionary(Int32, Utf8)` column from strings that repeat a
+/// lot (ids): each distinct value is stored once; a value equal to the
+/// previous row's costs one comparison, another one a hash lookup.
+struct IdColumn {
+    keys: Int32Builder,
+    /// The distinct values, by key.
+    values: Vec<Box<str>>,
+    index: FxHashMap<Box<str>, i32>,
+    /// The key of the previous non-null row.
+    last: Option<i32>,
+}
+
+impl IdColumn {
+    fn with_capacity(rows: usize) -> Self {
+        IdColumn {
+            keys: Int32Builder::with_capacity(rows),
+            values: Vec::new(),
+            index: FxHashMap::default(),
+            last: None,
+        }
+    }
+
+    fn append(&mut self, v: Option<&str>) -> io::Result<()> {
+        let Some(v) = v else {
+            self.keys.append_null();
+            return Ok(());
+        };
+        if let Some(k) = self.last {
+            if *self.values[k as usize] == *v {
+                self.keys.append_value(k);
+                return Ok(());
+            }
+        }
+        let k = match self.index.get(v) {
+            Some(k) => *k,
+            None => {
+                let k = i32::try_from(self.values.len())
+                    .map_err(|_| parquet_err("more than 2^31 distinct values in a column"))?;
+                self.values.push(v.into());
+                self.index.insert(v.into(), k);
+                k
+            }
+        };
+        self.keys.append_value(k);
+        self.last = Some(k);
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<ArrayRef> {
+        let values: ArrayRef = Arc::new(StringArray::from_iter_values(self.values.iter()));
+        let dict = DictionaryArray::<Int32Type>::try_new(self.keys.finish(), values)
+            .map_err(parquet_err)?;
+        Ok(Arc::new(dict))
+    }
+}
+
+/// A `Dictionary(Int8, Utf8)` column of an enum whose spellings are
+/// `values`, from its keys (`None` for null).
+fn enum_column(keys: Vec<Option<i8>>, values: &[&str]) -> io::Result<ArrayRef> {
+    let values: ArrayRef = Arc::new(StringArray::from(values.to_vec()));
+    let dict =
+        DictionaryArray::<Int8Type>::try_new(Int8Array::from(keys), values).map_err(parquet_err)?;
+    Ok(Arc::new(dict))
+}
+
 /// The records as one Arrow record batch of [`schema`].
 pub fn to_record_batch(records: &[Record]) -> io::Result<RecordBatch> {
     let n = records.len();
-    let str_b = |avg: usize| StringBuilder::with_capacity(n, n * avg);
     let mut version = UInt32Builder::with_capacity(n);
-    let mut account = str_b(10);
-    let mut vpc = str_b(8);
-    let mut vswitch = str_b(8);
-    let mut vm = str_b(8);
-    let mut eni = str_b(8);
-    let mut src = str_b(12);
-    let mut dst = str_b(12);
+    let mut account = IdColumn::with_capacity(n);
+    let mut vpc = IdColumn::with_capacity(n);
+    let mut vswitch = IdColumn::with_capacity(n);
+    let mut vm = IdColumn::with_capacity(n);
+    let mut eni = IdColumn::with_capacity(n);
+    let mut src = StringBuilder::with_capacity(n, n * 12);
+    let mut dst = StringBuilder::with_capacity(n, n * 12);
     let mut srcport = UInt16Builder::with_capacity(n);
     let mut dstport = UInt16Builder::with_capacity(n);
     let mut protocol = UInt8Builder::with_capacity(n);
-    let mut direction = str_b(3);
+    let mut direction = Vec::with_capacity(n);
     let mut packets = UInt64Builder::with_capacity(n);
     let mut bytes = UInt64Builder::with_capacity(n);
     let mut start = UInt64Builder::with_capacity(n);
     let mut end = UInt64Builder::with_capacity(n);
     let mut flags = UInt8Builder::with_capacity(n);
-    let mut status = str_b(2);
-    let mut action = str_b(6);
-    let mut flow_log = str_b(8);
+    let mut status = Vec::with_capacity(n);
+    let mut action = Vec::with_capacity(n);
+    let mut flow_log = IdColumn::with_capacity(n);
     let mut window = UInt64Builder::with_capacity(n);
     for r in records {
         version.append_value(r.version);
-        account.append_value(&r.account_id);
-        vpc.append_value(&r.vpc_id);
-        vswitch.append_value(&r.vswitch_id);
-        vm.append_option(r.vm_id.as_deref());
-        eni.append_value(&r.eni_id);
+        account.append(Some(&r.account_id))?;
+        vpc.append(Some(&r.vpc_id))?;
+        vswitch.append(Some(&r.vswitch_id))?;
+        vm.append(r.vm_id.as_deref())?;
+        eni.append(Some(&r.eni_id))?;
         append_addr(&mut src, r.srcaddr);
         append_addr(&mut dst, r.dstaddr);
         srcport.append_option(r.srcport);
         dstport.append_option(r.dstport);
         protocol.append_option(r.protocol);
-        direction.append_option(r.direction.map(Direction::as_str));
+        direction.push(r.direction.map(|d| match d {
+            Direction::In => 0,
+            Direction::Out => 1,
+        }));
         packets.append_value(r.packets);
         bytes.append_value(r.bytes);
         start.append_value(r.start);
         end.append_value(r.end);
         flags.append_value(r.tcp_flags);
-        status.append_value(r.log_status.as_str());
-        action.append_option(r.action.map(Action::as_str));
-        flow_log.append_value(&r.flow_log_id);
+        status.push(Some(match r.log_status {
+            LogStatus::Ok => 0,
+            LogStatus::NoData => 1,
+            LogStatus::SkipData => 2,
+        }));
+        action.push(r.action.map(|a| match a {
+            Action::Accept => 0,
+            Action::Reject => 1,
+        }));
+        flow_log.append(Some(&r.flow_log_id))?;
         window.append_value(r.window_start);
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(version.finish()),
-        Arc::new(account.finish()),
-        Arc::new(vpc.finish()),
-        Arc::new(vswitch.finish()),
-        Arc::new(vm.finish()),
-        Arc::new(eni.finish()),
+        account.finish()?,
+        vpc.finish()?,
+        vswitch.finish()?,
+        vm.finish()?,
+        eni.finish()?,
         Arc::new(src.finish()),
         Arc::new(dst.finish()),
         Arc::new(srcport.finish()),
         Arc::new(dstport.finish()),
         Arc::new(protocol.finish()),
-        Arc::new(direction.finish()),
+        enum_column(direction, &DIRECTIONS)?,
         Arc::new(packets.finish()),
         Arc::new(bytes.finish()),
         Arc::new(start.finish()),
         Arc::new(end.finish()),
         Arc::new(flags.finish()),
-        Arc::new(status.finish()),
-        Arc::new(action.finish()),
-        Arc::new(flow_log.finish()),
+        enum_column(status, &STATUSES)?,
+        enum_column(action, &ACTIONS)?,
+        flow_log.finish()?,
         Arc::new(window.finish()),
     ];
     RecordBatch::try_new(schema(), columns).map_err(parquet_err)
@@ -266,8 +365,16 @@ pub fn to_record_batch(records: &[Record]) -> io::Result<RecordBatch> {
 /// Writes the records as one Parquet file to `w` and returns `w`. With no
 /// records the file still holds the schema (and no row group).
 pub fn write_records_to<W: Write + Send>(w: W, records: &[Record]) -> io::Result<W> {
-    let mut writer =
-        ArrowWriter::try_new(w, schema(), Some(writer_properties())).map_err(parquet_err)?;
+    write_records_with(w, records, writer_properties())
+}
+
+/// [`write_records_to`] with other writer settings (the schema stays).
+pub fn write_records_with<W: Write + Send>(
+    w: W,
+    records: &[Record],
+    props: WriterProperties,
+) -> io::Result<W> {
+    let mut writer = ArrowWriter::try_new(w, schema(), Some(props)).map_err(parquet_err)?;
     if !records.is_empty() {
         writer
             .write(&to_record_batch(records)?)
@@ -278,14 +385,14 @@ pub fn write_records_to<W: Write + Send>(w: W, records: &[Record]) -> io::Result
 
 /// The records as the bytes of one Parquet file.
 pub fn write_records(records: &[Record]) -> io::Result<Vec<u8>> {
-    // zstd leaves roughly 10–25 bytes per record.
-    write_records_to(Vec::with_capacity(4096 + records.len() * 24), records)
+    // zstd leaves some 15–30 bytes per record.
+    write_records_to(Vec::with_capacity(4096 + records.len() * 32), records)
 }
 
 /// Reads every record of a Parquet file of [`schema`]. Columns are found by
-/// name (extra columns are ignored); a missing column, a column of another
-/// type, a null in a required column or a value outside RECORDS.md is an
-/// error naming the file.
+/// name (extra columns are ignored); strings may be plain or dictionary
+/// arrays. A missing column, a column of another type, a null in a required
+/// column or a value outside RECORDS.md is an error naming the file.
 pub fn read_records(path: &Path) -> io::Result<Vec<Record>> {
     let on = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
     let file = File::open(path).map_err(on)?;
@@ -318,10 +425,57 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> io::Result<&'a ArrayRef> {
         .ok_or_else(|| bad(format!("no column {name:?}")))
 }
 
-fn strings<'a>(batch: &'a RecordBatch, name: &str) -> io::Result<&'a StringArray> {
-    let c = column(batch, name)?;
-    c.as_string_opt::<i32>()
-        .ok_or_else(|| bad(format!("column {name:?} is {}, not Utf8", c.data_type())))
+/// A string column as read: plain, or a dictionary (any key type) of
+/// strings.
+struct Strings<'a> {
+    /// Nulls and length.
+    array: &'a dyn Array,
+    values: &'a StringArray,
+    /// Row to value index, for a dictionary.
+    keys: Option<Vec<usize>>,
+}
+
+impl<'a> Strings<'a> {
+    fn of(batch: &'a RecordBatch, name: &'a str) -> io::Result<Self> {
+        let c = column(batch, name)?;
+        let not_strings = || {
+            bad(format!(
+                "column {name:?} is {}, not Utf8 or a dictionary of Utf8",
+                c.data_type()
+            ))
+        };
+        if let Some(values) = c.as_string_opt::<i32>() {
+            return Ok(Strings {
+                array: c.as_ref(),
+                values,
+                keys: None,
+            });
+        }
+        let dict = c.as_any_dictionary_opt().ok_or_else(not_strings)?;
+        let values = dict
+            .values()
+            .as_string_opt::<i32>()
+            .ok_or_else(not_strings)?;
+        Ok(Strings {
+            array: c.as_ref(),
+            values,
+            keys: Some(dict.normalized_keys()),
+        })
+    }
+
+    fn get(&self, i: usize) -> Option<&'a str> {
+        if self.array.is_null(i) {
+            return None;
+        }
+        let j = self.keys.as_ref().map_or(i, |k| k[i]);
+        // A null in a dictionary's values is a null too.
+        self.values.is_valid(j).then(|| self.values.value(j))
+    }
+
+    fn req(&self, i: usize, name: &str) -> io::Result<&'a str> {
+        self.get(i)
+            .ok_or_else(|| bad(format!("row {i}: {name} is null")))
+    }
 }
 
 fn ints<'a, T: ArrowPrimitiveType>(
@@ -338,16 +492,8 @@ fn ints<'a, T: ArrowPrimitiveType>(
     })
 }
 
-fn opt_str(a: &StringArray, i: usize) -> Option<&str> {
-    a.is_valid(i).then(|| a.value(i))
-}
-
 fn opt_int<T: ArrowPrimitiveType>(a: &PrimitiveArray<T>, i: usize) -> Option<T::Native> {
     a.is_valid(i).then(|| a.value(i))
-}
-
-fn req_str<'a>(a: &'a StringArray, i: usize, name: &str) -> io::Result<&'a str> {
-    opt_str(a, i).ok_or_else(|| bad(format!("row {i}: {name} is null")))
 }
 
 fn req_int<T: ArrowPrimitiveType>(
@@ -358,8 +504,8 @@ fn req_int<T: ArrowPrimitiveType>(
     opt_int(a, i).ok_or_else(|| bad(format!("row {i}: {name} is null")))
 }
 
-fn parse_addr(a: &StringArray, i: usize, name: &str) -> io::Result<Option<IpAddr>> {
-    opt_str(a, i)
+fn parse_addr(a: &Strings<'_>, i: usize, name: &str) -> io::Result<Option<IpAddr>> {
+    a.get(i)
         .map(|s| {
             s.parse()
                 .map_err(|_| bad(format!("row {i}: {name} {s:?} is not an IP address")))
@@ -370,35 +516,35 @@ fn parse_addr(a: &StringArray, i: usize, name: &str) -> io::Result<Option<IpAddr
 /// Appends the records of one batch of [`schema`] to `out`.
 pub fn batch_records(batch: &RecordBatch, out: &mut Vec<Record>) -> io::Result<()> {
     let version = ints::<UInt32Type>(batch, "version")?;
-    let account = strings(batch, "account-id")?;
-    let vpc = strings(batch, "vpc-id")?;
-    let vswitch = strings(batch, "vswitch-id")?;
-    let vm = strings(batch, "vm-id")?;
-    let eni = strings(batch, "eni-id")?;
-    let src = strings(batch, "srcaddr")?;
-    let dst = strings(batch, "dstaddr")?;
+    let account = Strings::of(batch, "account-id")?;
+    let vpc = Strings::of(batch, "vpc-id")?;
+    let vswitch = Strings::of(batch, "vswitch-id")?;
+    let vm = Strings::of(batch, "vm-id")?;
+    let eni = Strings::of(batch, "eni-id")?;
+    let src = Strings::of(batch, "srcaddr")?;
+    let dst = Strings::of(batch, "dstaddr")?;
     let srcport = ints::<UInt16Type>(batch, "srcport")?;
     let dstport = ints::<UInt16Type>(batch, "dstport")?;
     let protocol = ints::<UInt8Type>(batch, "protocol")?;
-    let direction = strings(batch, "direction")?;
+    let direction = Strings::of(batch, "direction")?;
     let packets = ints::<UInt64Type>(batch, "packets")?;
     let bytes = ints::<UInt64Type>(batch, "bytes")?;
     let start = ints::<UInt64Type>(batch, "start")?;
     let end = ints::<UInt64Type>(batch, "end")?;
     let flags = ints::<UInt8Type>(batch, "tcp-flags")?;
-    let status = strings(batch, "log-status")?;
-    let action = strings(batch, "action")?;
-    let flow_log = strings(batch, "flow-log-id")?;
+    let status = Strings::of(batch, "log-status")?;
+    let action = Strings::of(batch, "action")?;
+    let flow_log = Strings::of(batch, "flow-log-id")?;
     let window = ints::<UInt64Type>(batch, "window-start")?;
     out.reserve(batch.num_rows());
     for i in 0..batch.num_rows() {
-        let direction = match opt_str(direction, i) {
+        let direction = match direction.get(i) {
             None => None,
             Some("in") => Some(Direction::In),
             Some("out") => Some(Direction::Out),
             Some(s) => return Err(bad(format!("row {i}: direction {s:?} is not in or out"))),
         };
-        let log_status = match req_str(status, i, "log-status")? {
+        let log_status = match status.req(i, "log-status")? {
             "OK" => LogStatus::Ok,
             "NODATA" => LogStatus::NoData,
             "SKIPDATA" => LogStatus::SkipData,
@@ -408,7 +554,7 @@ pub fn batch_records(batch: &RecordBatch, out: &mut Vec<Record>) -> io::Result<(
                 )))
             }
         };
-        let action = match opt_str(action, i) {
+        let action = match action.get(i) {
             None => None,
             Some("ACCEPT") => Some(Action::Accept),
             Some("REJECT") => Some(Action::Reject),
@@ -420,13 +566,13 @@ pub fn batch_records(batch: &RecordBatch, out: &mut Vec<Record>) -> io::Result<(
         };
         out.push(Record {
             version: req_int(version, i, "version")?,
-            account_id: req_str(account, i, "account-id")?.to_owned(),
-            vpc_id: req_str(vpc, i, "vpc-id")?.to_owned(),
-            vswitch_id: req_str(vswitch, i, "vswitch-id")?.to_owned(),
-            vm_id: opt_str(vm, i).map(str::to_owned),
-            eni_id: req_str(eni, i, "eni-id")?.to_owned(),
-            srcaddr: parse_addr(src, i, "srcaddr")?,
-            dstaddr: parse_addr(dst, i, "dstaddr")?,
+            account_id: account.req(i, "account-id")?.to_owned(),
+            vpc_id: vpc.req(i, "vpc-id")?.to_owned(),
+            vswitch_id: vswitch.req(i, "vswitch-id")?.to_owned(),
+            vm_id: vm.get(i).map(str::to_owned),
+            eni_id: eni.req(i, "eni-id")?.to_owned(),
+            srcaddr: parse_addr(&src, i, "srcaddr")?,
+            dstaddr: parse_addr(&dst, i, "dstaddr")?,
             srcport: opt_int(srcport, i),
             dstport: opt_int(dstport, i),
             protocol: opt_int(protocol, i),
@@ -438,7 +584,7 @@ pub fn batch_records(batch: &RecordBatch, out: &mut Vec<Record>) -> io::Result<(
             tcp_flags: req_int(flags, i, "tcp-flags")?,
             log_status,
             action,
-            flow_log_id: req_str(flow_log, i, "flow-log-id")?.to_owned(),
+            flow_log_id: flow_log.req(i, "flow-log-id")?.to_owned(),
             window_start: req_int(window, i, "window-start")?,
         });
     }
@@ -663,6 +809,39 @@ mod tests {
         assert_eq!(ty("tcp-flags"), DataType::UInt8);
         assert_eq!(ty("bytes"), DataType::UInt64);
         assert_eq!(ty("srcaddr"), DataType::Utf8);
+        assert!(matches!(ty("eni-id"), DataType::Dictionary(_, v) if *v == DataType::Utf8));
+    }
+
+    /// Other writers' files: every string column plain Utf8.
+    #[test]
+    fn parquet_reads_plain_string_columns() {
+        let recs = every_kind();
+        let batch = to_record_batch(&recs).unwrap();
+        let mut fields = Vec::new();
+        let mut cols: Vec<ArrayRef> = Vec::new();
+        for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+            if let DataType::Dictionary(_, _) = f.data_type() {
+                let s = Strings::of(&batch, f.name()).unwrap();
+                let plain: StringArray = (0..c.len()).map(|i| s.get(i)).collect();
+                fields.push(Field::new(f.name(), DataType::Utf8, f.is_nullable()));
+                cols.push(Arc::new(plain));
+            } else {
+                fields.push(f.as_ref().clone());
+                cols.push(c.clone());
+            }
+        }
+        let plain = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
+        let mut back = Vec::new();
+        batch_records(&plain, &mut back).unwrap();
+        assert_eq!(back, recs);
+        // And through a file.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plain.parquet");
+        let mut w =
+            ArrowWriter::try_new(File::create(&path).unwrap(), plain.schema(), None).unwrap();
+        w.write(&plain).unwrap();
+        w.close().unwrap();
+        assert_eq!(read_records(&path).unwrap(), recs);
     }
 
     #[test]
@@ -697,7 +876,13 @@ mod tests {
         // A bad enum value.
         let mut batch = to_record_batch(&[base()]).unwrap();
         let mut cols = batch.columns().to_vec();
-        cols[17] = Arc::new(StringArray::from(vec!["MAYBE"]));
+        cols[17] = Arc::new(
+            DictionaryArray::<Int8Type>::try_new(
+                Int8Array::from(vec![0]),
+                Arc::new(StringArray::from(vec!["MAYBE"])),
+            )
+            .unwrap(),
+        );
         batch = RecordBatch::try_new(schema(), cols).unwrap();
         let e = batch_records(&batch, &mut Vec::new()).unwrap_err();
         assert!(e.to_string().contains("MAYBE"), "{e}");
