@@ -9,10 +9,10 @@
 use crate::model::{Field, OwnedRow, Row, V};
 
 /// The fast path's answer for one line.
-#[derive(Debug)]
-pub enum Parsed<'a> {
-    /// The line, read in place.
-    Fast(Row<'a>),
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// The line was read in place into the row.
+    Fast,
     /// The line needs a full JSON parser.
     Slow,
     /// An empty or blank line.
@@ -27,10 +27,21 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Reads one line (without its `\n`) in place.
+/// The end of a string starting at `i` (just after its opening quote):
+/// the index of the closing quote, or `None` at an escape or the line's end.
 #[inline]
-pub fn parse_line(line: &[u8]) -> Parsed<'_> {
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    let n = b[i..].iter().position(|&c| c == b'"' || c == b'\\')?;
+    (b[i + n] == b'"').then_some(i + n)
+}
+
+/// Reads one line (without its `\n`) in place into `row`, whose `set` mask
+/// it starts by clearing (the values of a line read before stay behind it,
+/// unread).
+#[inline]
+pub fn parse_line<'a>(line: &'a [u8], row: &mut Row<'a>) -> Parsed {
     let b = line;
+    row.set = 0;
     let mut i = skip_ws(b, 0);
     if i == b.len() {
         return Parsed::Blank;
@@ -38,96 +49,81 @@ pub fn parse_line(line: &[u8]) -> Parsed<'_> {
     if b[i] != b'{' {
         return Parsed::Slow;
     }
-    i += 1;
-    let mut row = Row::default();
-    i = skip_ws(b, i);
+    i = skip_ws(b, i + 1);
     if i < b.len() && b[i] == b'}' {
-        return Parsed::Fast(row);
+        return if skip_ws(b, i + 1) == b.len() {
+            Parsed::Fast
+        } else {
+            Parsed::Slow
+        };
     }
     loop {
-        i = skip_ws(b, i);
         if i >= b.len() || b[i] != b'"' {
             return Parsed::Slow;
         }
-        let ks = i + 1;
-        let mut j = ks;
-        while j < b.len() && b[j] != b'"' {
-            if b[j] == b'\\' {
+        let Some(ke) = string_end(b, i + 1) else {
+            return Parsed::Slow;
+        };
+        let key = &b[i + 1..ke];
+        i = ke + 1;
+        if i < b.len() && b[i] == b':' {
+            i += 1;
+        } else {
+            i = skip_ws(b, i);
+            if i >= b.len() || b[i] != b':' {
                 return Parsed::Slow;
             }
-            j += 1;
+            i += 1;
         }
-        if j >= b.len() {
-            return Parsed::Slow;
-        }
-        let key = &b[ks..j];
-        i = skip_ws(b, j + 1);
-        if i >= b.len() || b[i] != b':' {
-            return Parsed::Slow;
-        }
-        i = skip_ws(b, i + 1);
+        i = skip_ws(b, i);
         if i >= b.len() {
             return Parsed::Slow;
         }
         let v = match b[i] {
             b'"' => {
-                let vs = i + 1;
-                let mut j = vs;
-                while j < b.len() && b[j] != b'"' {
-                    if b[j] == b'\\' || b[j] < 0x20 {
-                        return Parsed::Slow;
-                    }
-                    j += 1;
-                }
-                if j >= b.len() {
+                let Some(e) = string_end(b, i + 1) else {
                     return Parsed::Slow;
-                }
-                i = j + 1;
-                // The line came from a `str`, and quotes are ASCII, so this
-                // is on character boundaries; checked anyway, cheaply.
-                match std::str::from_utf8(&b[vs..j]) {
-                    Ok(s) => V::Str(s),
-                    Err(_) => return Parsed::Slow,
-                }
+                };
+                let v = V::Str(&b[i + 1..e]);
+                i = e + 1;
+                v
             }
             b'0'..=b'9' => {
                 let vs = i;
-                let mut j = i;
-                while j < b.len() && b[j].is_ascii_digit() {
-                    j += 1;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
                 }
-                if j < b.len() && matches!(b[j], b'.' | b'e' | b'E') {
+                if i - vs > 20 || (i < b.len() && matches!(b[i], b'.' | b'e' | b'E')) {
                     return Parsed::Slow;
                 }
-                if j - vs > 20 {
-                    return Parsed::Slow;
-                }
-                i = j;
-                // Digits are ASCII.
-                V::Digits(std::str::from_utf8(&b[vs..j]).unwrap_or("0"))
+                V::Digits(&b[vs..i])
             }
-            b'n' => {
-                if b.len() < i + 4 || &b[i..i + 4] != b"null" {
-                    return Parsed::Slow;
-                }
+            b'n' if b.len() >= i + 4 && &b[i..i + 4] == b"null" => {
                 i += 4;
                 V::Null
             }
             _ => return Parsed::Slow,
         };
         if let Some(f) = Field::of_key(key) {
-            row.vals[f.index()] = v;
+            row.put(f, v);
+        }
+        if i < b.len() && b[i] == b',' {
+            i += 1;
+            if i < b.len() && b[i] == b'"' {
+                continue;
+            }
+            i = skip_ws(b, i);
+            continue;
         }
         i = skip_ws(b, i);
         if i >= b.len() {
             return Parsed::Slow;
         }
         match b[i] {
-            b',' => i += 1,
+            b',' => i = skip_ws(b, i + 1),
             b'}' => {
-                i = skip_ws(b, i + 1);
-                return if i == b.len() {
-                    Parsed::Fast(row)
+                return if skip_ws(b, i + 1) == b.len() {
+                    Parsed::Fast
                 } else {
                     Parsed::Slow
                 };
@@ -135,6 +131,12 @@ pub fn parse_line(line: &[u8]) -> Parsed<'_> {
             _ => return Parsed::Slow,
         }
     }
+}
+
+/// [`parse_line`] into a fresh row: the row when the fast path read it.
+pub fn parse_line_row(line: &[u8]) -> Option<Row<'_>> {
+    let mut row = Row::default();
+    (parse_line(line, &mut row) == Parsed::Fast).then_some(row)
 }
 
 /// Reads one line with serde_json (the slow path): an object, or an error
@@ -155,30 +157,43 @@ mod tests {
 
     #[test]
     fn fast_equals_slow() {
-        let Parsed::Fast(fast) = parse_line(LINE.as_bytes()) else {
-            panic!("not fast")
-        };
+        let fast = parse_line_row(LINE.as_bytes()).expect("fast");
         let slow = parse_line_slow(LINE.as_bytes()).unwrap();
         assert_eq!(fast.to_json(), slow.row().to_json());
-        assert_eq!(fast.get(Field::Peer), V::Str("fd00::1:5"));
+        assert_eq!(fast.get(Field::Peer), V::Str(b"fd00::1:5"));
         assert_eq!(fast.bytes(), 180);
         assert_eq!(fast.get(Field::VmId), V::Null);
     }
 
     #[test]
+    fn a_reused_row_forgets_the_line_before() {
+        let mut row = Row::default();
+        assert_eq!(parse_line(LINE.as_bytes(), &mut row), Parsed::Fast);
+        assert_eq!(parse_line(br#"{"bytes":7}"#, &mut row), Parsed::Fast);
+        assert_eq!(row.bytes(), 7);
+        assert_eq!(row.get(Field::SrcAddr), V::Null);
+        assert_eq!(row.get(Field::EniId), V::Null);
+    }
+
+    #[test]
     fn odd_lines_go_slow_or_blank() {
-        assert!(matches!(parse_line(b"   "), Parsed::Blank));
-        assert!(matches!(parse_line(br#"{"eni-id":"a\"b"}"#), Parsed::Slow));
-        assert!(matches!(parse_line(br#"{"bytes":1.5}"#), Parsed::Slow));
-        assert!(matches!(parse_line(br#"{"bytes":-1}"#), Parsed::Slow));
-        assert!(matches!(parse_line(br#"{"a":{"b":1}}"#), Parsed::Slow));
-        assert!(matches!(parse_line(br#"{"bytes":1"#), Parsed::Slow));
-        assert!(matches!(parse_line(br#"{"bytes":1} x"#), Parsed::Slow));
-        assert!(matches!(parse_line(br#"[1]"#), Parsed::Slow));
-        let Parsed::Fast(r) = parse_line(br#" { "bytes" : 7 , "eni-id" : "e" } "#) else {
-            panic!()
-        };
+        let p = |l: &[u8]| parse_line(l, &mut Row::default());
+        assert_eq!(p(b"   "), Parsed::Blank);
+        assert_eq!(p(br#"{"eni-id":"a\"b"}"#), Parsed::Slow);
+        assert_eq!(p(br#"{"eni\u002did":"a"}"#), Parsed::Slow);
+        assert_eq!(p(br#"{"bytes":1.5}"#), Parsed::Slow);
+        assert_eq!(p(br#"{"bytes":-1}"#), Parsed::Slow);
+        assert_eq!(p(br#"{"a":{"b":1}}"#), Parsed::Slow);
+        assert_eq!(p(br#"{"a":true}"#), Parsed::Slow);
+        assert_eq!(p(br#"{"bytes":1"#), Parsed::Slow);
+        assert_eq!(p(br#"{"bytes":1,}"#), Parsed::Slow);
+        assert_eq!(p(br#"{"bytes":1} x"#), Parsed::Slow);
+        assert_eq!(p(br#"{"bytes" 1}"#), Parsed::Slow);
+        assert_eq!(p(br#"[1]"#), Parsed::Slow);
+        assert_eq!(p(br#"{}"#), Parsed::Fast);
+        let r = parse_line_row(br#" { "bytes" : 7 , "eni-id" : "e" } "#).expect("fast");
         assert_eq!(r.bytes(), 7);
+        assert_eq!(r.get(Field::EniId), V::Str(b"e"));
         assert!(parse_line_slow(b"[1]").is_err());
         assert!(parse_line_slow(b"{").is_err());
     }

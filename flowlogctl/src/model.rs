@@ -149,33 +149,60 @@ impl Field {
         self as usize
     }
 
-    /// The field of a JSON key, when it is one of the record's.
+    /// The field of a JSON key, when it is one of the record's. Dispatched
+    /// on the key's length and first byte, then compared as one integer
+    /// (no `memcmp` call): this runs for every key of every JSON Lines
+    /// record.
     #[inline]
     pub fn of_key(key: &[u8]) -> Option<Field> {
-        Some(match key {
-            b"version" => Field::Version,
-            b"account-id" => Field::AccountId,
-            b"vpc-id" => Field::VpcId,
-            b"vswitch-id" => Field::VswitchId,
-            b"vm-id" => Field::VmId,
-            b"eni-id" => Field::EniId,
-            b"srcaddr" => Field::SrcAddr,
-            b"dstaddr" => Field::DstAddr,
-            b"srcport" => Field::SrcPort,
-            b"dstport" => Field::DstPort,
-            b"protocol" => Field::Protocol,
-            b"direction" => Field::Direction,
-            b"packets" => Field::Packets,
-            b"bytes" => Field::Bytes,
-            b"start" => Field::Start,
-            b"end" => Field::End,
-            b"tcp-flags" => Field::TcpFlags,
-            b"log-status" => Field::LogStatus,
-            b"action" => Field::Action,
-            b"flow-log-id" => Field::FlowLogId,
-            b"window-start" => Field::WindowStart,
+        /// Up to 16 bytes as one little-endian integer.
+        const fn pack(k: &[u8]) -> u128 {
+            let mut x = 0u128;
+            let mut i = 0;
+            while i < k.len() {
+                x |= (k[i] as u128) << (8 * i);
+                i += 1;
+            }
+            x
+        }
+        #[inline(always)]
+        fn is<const N: usize>(key: &[u8], want: u128) -> bool {
+            match <&[u8; N]>::try_from(key) {
+                Ok(k) => pack(k) == want,
+                Err(_) => false,
+            }
+        }
+        macro_rules! key {
+            ($f:expr, $n:literal, $s:literal) => {{
+                const P: u128 = pack($s);
+                ($f, is::<$n>(key, P))
+            }};
+        }
+        let f = match (key.len(), key.first()?) {
+            (7, b'v') => key!(Field::Version, 7, b"version"),
+            (10, b'a') => key!(Field::AccountId, 10, b"account-id"),
+            (6, b'v') => key!(Field::VpcId, 6, b"vpc-id"),
+            (10, b'v') => key!(Field::VswitchId, 10, b"vswitch-id"),
+            (5, b'v') => key!(Field::VmId, 5, b"vm-id"),
+            (6, b'e') => key!(Field::EniId, 6, b"eni-id"),
+            (7, b's') if key[3] == b'a' => key!(Field::SrcAddr, 7, b"srcaddr"),
+            (7, b'd') if key[3] == b'a' => key!(Field::DstAddr, 7, b"dstaddr"),
+            (7, b's') => key!(Field::SrcPort, 7, b"srcport"),
+            (7, b'd') => key!(Field::DstPort, 7, b"dstport"),
+            (8, b'p') => key!(Field::Protocol, 8, b"protocol"),
+            (9, b'd') => key!(Field::Direction, 9, b"direction"),
+            (7, b'p') => key!(Field::Packets, 7, b"packets"),
+            (5, b'b') => key!(Field::Bytes, 5, b"bytes"),
+            (5, b's') => key!(Field::Start, 5, b"start"),
+            (3, b'e') => key!(Field::End, 3, b"end"),
+            (9, b't') => key!(Field::TcpFlags, 9, b"tcp-flags"),
+            (10, b'l') => key!(Field::LogStatus, 10, b"log-status"),
+            (6, b'a') => key!(Field::Action, 6, b"action"),
+            (11, b'f') => key!(Field::FlowLogId, 11, b"flow-log-id"),
+            (12, b'w') => key!(Field::WindowStart, 12, b"window-start"),
             _ => return None,
-        })
+        };
+        f.1.then_some(f.0)
     }
 
     /// Whether the field holds a number (else a string).
@@ -248,15 +275,17 @@ impl FieldSet {
 
 /// One value of a row: borrowed text, a number (as parsed, or as the
 /// decimal digits it was written with), or null (also for a missing key).
+/// Text is kept as bytes: the JSON Lines reader does not check UTF-8 per
+/// value (serde_json does, on the slow path); output converts lossily.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum V<'a> {
     /// `null`, or the key is absent.
     #[default]
     Null,
     /// A string value (without its quotes; JSON escapes already undone).
-    Str(&'a str),
+    Str(&'a [u8]),
     /// A non-negative integer written as decimal digits (not yet parsed).
-    Digits(&'a str),
+    Digits(&'a [u8]),
     /// A number.
     Num(u64),
 }
@@ -267,16 +296,16 @@ impl<'a> V<'a> {
     pub fn num(self) -> Option<u64> {
         match self {
             V::Num(n) => Some(n),
-            V::Digits(d) => parse_digits(d.as_bytes()),
+            V::Digits(d) => parse_digits(d),
             _ => None,
         }
     }
 
-    /// The text, if this is a string.
+    /// The text, if this is a string of valid UTF-8.
     #[inline]
     pub fn str(self) -> Option<&'a str> {
         match self {
-            V::Str(s) => Some(s),
+            V::Str(s) => std::str::from_utf8(s).ok(),
             _ => None,
         }
     }
@@ -290,7 +319,7 @@ impl<'a> V<'a> {
     pub fn to_json(self) -> serde_json::Value {
         match self {
             V::Null => serde_json::Value::Null,
-            V::Str(s) => serde_json::Value::String(s.to_owned()),
+            V::Str(s) => serde_json::Value::String(String::from_utf8_lossy(s).into_owned()),
             V::Digits(_) | V::Num(_) => match self.num() {
                 Some(n) => serde_json::Value::from(n),
                 None => serde_json::Value::Null,
@@ -316,44 +345,65 @@ pub fn parse_digits(d: &[u8]) -> Option<u64> {
     Some(n)
 }
 
-/// One record as the query sees it: a value per stored field.
+/// One record as the query sees it: a value per stored field. A field
+/// whose bit in `set` is clear reads as null, so a reader can reuse one
+/// row for many records and clear only the mask.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Row<'a> {
-    /// Values by [`Field::index`].
+    /// Values by [`Field::index`]; valid where `set` has the bit.
     pub vals: [V<'a>; STORED],
+    /// Which values are set.
+    pub set: u32,
 }
 
 impl<'a> Row<'a> {
+    /// Sets a value.
+    #[inline]
+    pub fn put(&mut self, f: Field, v: V<'a>) {
+        self.vals[f.index()] = v;
+        self.set |= 1 << f.index();
+    }
+
+    /// The stored value of `f`.
+    #[inline]
+    fn stored(&self, f: Field) -> V<'a> {
+        if self.set & (1 << f.index()) != 0 {
+            self.vals[f.index()]
+        } else {
+            V::Null
+        }
+    }
+
     /// The value of `f` (for `peer`, the address on the far side).
     #[inline]
     pub fn get(&self, f: Field) -> V<'a> {
         if f == Field::Peer {
-            return match self.vals[Field::Direction.index()] {
-                V::Str("in") => self.vals[Field::SrcAddr.index()],
-                V::Str("out") => self.vals[Field::DstAddr.index()],
+            return match self.stored(Field::Direction) {
+                V::Str(b"in") => self.stored(Field::SrcAddr),
+                V::Str(b"out") => self.stored(Field::DstAddr),
                 _ => V::Null,
             };
         }
-        self.vals[f.index()]
+        self.stored(f)
     }
 
     /// `packets`, 0 when absent.
     #[inline]
     pub fn packets(&self) -> u64 {
-        self.vals[Field::Packets.index()].num().unwrap_or(0)
+        self.stored(Field::Packets).num().unwrap_or(0)
     }
 
     /// `bytes`, 0 when absent.
     #[inline]
     pub fn bytes(&self) -> u64 {
-        self.vals[Field::Bytes.index()].num().unwrap_or(0)
+        self.stored(Field::Bytes).num().unwrap_or(0)
     }
 
     /// The stored fields as one JSON object in record order.
     pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
         Field::ALL_STORED
             .iter()
-            .map(|f| (f.name().to_owned(), self.vals[f.index()].to_json()))
+            .map(|f| (f.name().to_owned(), self.stored(*f).to_json()))
             .collect()
     }
 }
@@ -426,12 +476,15 @@ impl OwnedRow {
     /// The borrowed row.
     pub fn row(&self) -> Row<'_> {
         let mut row = Row::default();
-        for (i, v) in self.vals.iter().enumerate() {
-            row.vals[i] = match v {
-                OwnedV::Null => V::Null,
-                OwnedV::Str(s) => V::Str(s),
-                OwnedV::Num(n) => V::Num(*n),
-            };
+        for (f, v) in Field::ALL_STORED.iter().zip(&self.vals) {
+            row.put(
+                *f,
+                match v {
+                    OwnedV::Null => V::Null,
+                    OwnedV::Str(s) => V::Str(s.as_bytes()),
+                    OwnedV::Num(n) => V::Num(*n),
+                },
+            );
         }
         row
     }
@@ -465,11 +518,13 @@ mod tests {
     #[test]
     fn peer_follows_direction() {
         let mut r = Row::default();
-        r.vals[Field::SrcAddr.index()] = V::Str("1.1.1.1");
-        r.vals[Field::DstAddr.index()] = V::Str("2.2.2.2");
-        r.vals[Field::Direction.index()] = V::Str("in");
-        assert_eq!(r.get(Field::Peer), V::Str("1.1.1.1"));
-        r.vals[Field::Direction.index()] = V::Str("out");
-        assert_eq!(r.get(Field::Peer), V::Str("2.2.2.2"));
+        r.put(Field::SrcAddr, V::Str(b"1.1.1.1"));
+        r.put(Field::DstAddr, V::Str(b"2.2.2.2"));
+        r.put(Field::Direction, V::Str(b"in"));
+        assert_eq!(r.get(Field::Peer), V::Str(b"1.1.1.1"));
+        r.put(Field::Direction, V::Str(b"out"));
+        assert_eq!(r.get(Field::Peer), V::Str(b"2.2.2.2"));
+        r.set = 0;
+        assert_eq!(r.get(Field::Peer), V::Null);
     }
 }

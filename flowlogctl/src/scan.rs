@@ -117,7 +117,7 @@ fn overlaps(start: u64, len: u64, from: Option<u64>, to: Option<u64>) -> bool {
         return false;
     }
     // The latest record start in these windows is below start+len+MAX_INTERVAL.
-    !from.is_some_and(|f| start.saturating_add(len + MAX_INTERVAL) <= f)
+    from.is_none_or(|f| start.saturating_add(len + MAX_INTERVAL) > f)
 }
 
 /// The store files under `dir` (any folder of a store: the root, a log
@@ -325,19 +325,35 @@ impl FileReader {
             FileKind::Jsonl { zst: true } | FileKind::Text { zst: true }
         );
         let body: &[u8] = if zst {
-            self.text.clear();
-            zstd::stream::read::Decoder::with_buffer(&self.raw[..])
-                .and_then(|mut d| d.read_to_end(&mut self.text))
+            // Decoded into a buffer that stays initialised between files
+            // (`read_to_end` would zero its spare capacity on every call).
+            let mut d = zstd::stream::read::Decoder::with_buffer(&self.raw[..])
                 .with_context(|| format!("{}: not a zstd stream", path.display()))?;
-            &self.text
+            if self.text.len() < 1 << 20 {
+                self.text.resize(1 << 20, 0);
+            }
+            let mut n = 0;
+            loop {
+                if n == self.text.len() {
+                    self.text.resize(self.text.len() * 2, 0);
+                }
+                match d.read(&mut self.text[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(anyhow!("{}: not a zstd stream: {e}", path.display())),
+                }
+            }
+            &self.text[..n]
         } else {
             &self.raw
         };
         match kind {
             FileKind::Jsonl { .. } => {
+                let mut row = Row::default();
                 for (n, line) in body.split(|b| *b == b'\n').enumerate() {
-                    match parse_line(line) {
-                        Parsed::Fast(row) => {
+                    match parse_line(line, &mut row) {
+                        Parsed::Fast => {
                             stats.records_read += 1;
                             visit(&row);
                         }
@@ -380,122 +396,68 @@ impl FileReader {
 }
 
 /// One column of a batch, ready for per-row reads.
-enum Col<'a> {
+struct Col<'a> {
+    data: ColData<'a>,
+    /// Validity per row, when the column has nulls in this batch.
+    valid: Option<Vec<bool>>,
+}
+
+enum ColData<'a> {
     Str(&'a StringArray),
     LargeStr(&'a arrow_array::LargeStringArray),
     View(&'a arrow_array::StringViewArray),
-    Dict(Vec<usize>, &'a StringArray, &'a dyn Array),
-    Num(Vec<u64>, &'a dyn Array),
+    Dict(Vec<usize>, &'a StringArray),
+    Num(Vec<u64>),
     Unknown,
+}
+
+fn widen<T: Copy>(v: &[T], f: impl Fn(T) -> u64) -> ColData<'static> {
+    ColData::Num(v.iter().map(|x| f(*x)).collect())
 }
 
 impl<'a> Col<'a> {
     fn of(a: &'a ArrayRef) -> Col<'a> {
-        let nums = |v: Vec<u64>| Col::Num(v, a.as_ref());
-        match a.data_type() {
-            DataType::Utf8 => Col::Str(a.as_string::<i32>()),
-            DataType::LargeUtf8 => Col::LargeStr(a.as_string::<i64>()),
-            DataType::Utf8View => Col::View(a.as_string_view()),
+        let data = match a.data_type() {
+            DataType::Utf8 => ColData::Str(a.as_string::<i32>()),
+            DataType::LargeUtf8 => ColData::LargeStr(a.as_string::<i64>()),
+            DataType::Utf8View => ColData::View(a.as_string_view()),
             DataType::Dictionary(_, v) if **v == DataType::Utf8 => {
                 let d = a.as_any_dictionary();
                 match d.values().as_string_opt::<i32>() {
-                    Some(values) => Col::Dict(d.normalized_keys(), values, a.as_ref()),
-                    None => Col::Unknown,
+                    Some(values) => ColData::Dict(d.normalized_keys(), values),
+                    None => ColData::Unknown,
                 }
             }
-            DataType::UInt8 => nums(
-                a.as_primitive::<UInt8Type>()
-                    .values()
-                    .iter()
-                    .map(|x| u64::from(*x))
-                    .collect(),
-            ),
-            DataType::UInt16 => nums(
-                a.as_primitive::<UInt16Type>()
-                    .values()
-                    .iter()
-                    .map(|x| u64::from(*x))
-                    .collect(),
-            ),
-            DataType::UInt32 => nums(
-                a.as_primitive::<UInt32Type>()
-                    .values()
-                    .iter()
-                    .map(|x| u64::from(*x))
-                    .collect(),
-            ),
-            DataType::UInt64 => nums(a.as_primitive::<UInt64Type>().values().to_vec()),
-            DataType::Int8 => nums(
-                a.as_primitive::<Int8Type>()
-                    .values()
-                    .iter()
-                    .map(|x| *x as u64)
-                    .collect(),
-            ),
-            DataType::Int16 => nums(
-                a.as_primitive::<Int16Type>()
-                    .values()
-                    .iter()
-                    .map(|x| *x as u64)
-                    .collect(),
-            ),
-            DataType::Int32 => nums(
-                a.as_primitive::<Int32Type>()
-                    .values()
-                    .iter()
-                    .map(|x| *x as u64)
-                    .collect(),
-            ),
-            DataType::Int64 => nums(
-                a.as_primitive::<Int64Type>()
-                    .values()
-                    .iter()
-                    .map(|x| *x as u64)
-                    .collect(),
-            ),
-            _ => Col::Unknown,
-        }
+            DataType::UInt8 => widen(a.as_primitive::<UInt8Type>().values(), u64::from),
+            DataType::UInt16 => widen(a.as_primitive::<UInt16Type>().values(), u64::from),
+            DataType::UInt32 => widen(a.as_primitive::<UInt32Type>().values(), u64::from),
+            DataType::UInt64 => ColData::Num(a.as_primitive::<UInt64Type>().values().to_vec()),
+            DataType::Int8 => widen(a.as_primitive::<Int8Type>().values(), |x| x as u64),
+            DataType::Int16 => widen(a.as_primitive::<Int16Type>().values(), |x| x as u64),
+            DataType::Int32 => widen(a.as_primitive::<Int32Type>().values(), |x| x as u64),
+            DataType::Int64 => widen(a.as_primitive::<Int64Type>().values(), |x| x as u64),
+            _ => ColData::Unknown,
+        };
+        let valid = (a.null_count() > 0)
+            .then(|| a.logical_nulls().map(|n| n.iter().collect::<Vec<bool>>()))
+            .flatten();
+        Col { data, valid }
     }
 
     #[inline]
     fn get(&self, i: usize) -> V<'a> {
-        match self {
-            Col::Str(a) => {
-                if a.is_null(i) {
-                    V::Null
-                } else {
-                    V::Str(a.value(i))
-                }
+        if let Some(v) = &self.valid {
+            if !v[i] {
+                return V::Null;
             }
-            Col::LargeStr(a) => {
-                if a.is_null(i) {
-                    V::Null
-                } else {
-                    V::Str(a.value(i))
-                }
-            }
-            Col::View(a) => {
-                if a.is_null(i) {
-                    V::Null
-                } else {
-                    V::Str(a.value(i))
-                }
-            }
-            Col::Dict(keys, values, arr) => {
-                if arr.is_null(i) {
-                    V::Null
-                } else {
-                    V::Str(values.value(keys[i]))
-                }
-            }
-            Col::Num(v, arr) => {
-                if arr.is_null(i) {
-                    V::Null
-                } else {
-                    V::Num(v[i])
-                }
-            }
-            Col::Unknown => V::Null,
+        }
+        match &self.data {
+            ColData::Str(a) => V::Str(a.value(i).as_bytes()),
+            ColData::LargeStr(a) => V::Str(a.value(i).as_bytes()),
+            ColData::View(a) => V::Str(a.value(i).as_bytes()),
+            ColData::Dict(keys, values) => V::Str(values.value(keys[i]).as_bytes()),
+            ColData::Num(v) => V::Num(v[i]),
+            ColData::Unknown => V::Null,
         }
     }
 }
@@ -547,6 +509,9 @@ fn read_parquet<F: FnMut(&Row<'_>)>(
             .collect();
         let readers: Vec<(usize, Col<'_>)> = cols.iter().map(|(f, a)| (*f, Col::of(a))).collect();
         let mut row = Row::default();
+        for (f, _) in &readers {
+            row.set |= 1 << *f;
+        }
         for i in 0..batch.num_rows() {
             for (f, c) in &readers {
                 row.vals[*f] = c.get(i);
