@@ -62,10 +62,9 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use rustc_hash::FxHashMap;
-use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -177,41 +176,98 @@ fn parquet_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("parquet: {e}"))
 }
 
-/// Appends `a` in dotted-quad form without going through `fmt`.
-fn append_ipv4(b: &mut StringBuilder, a: Ipv4Addr) {
-    let mut buf = [0u8; 15];
-    let mut n = 0;
+/// Writes `o` in decimal at `buf[n..]`; returns the new end.
+fn put_octet(buf: &mut [u8], mut n: usize, o: u8) -> usize {
+    if o >= 100 {
+        buf[n] = b'0' + o / 100;
+        n += 1;
+    }
+    if o >= 10 {
+        buf[n] = b'0' + o / 10 % 10;
+        n += 1;
+    }
+    buf[n] = b'0' + o % 10;
+    n + 1
+}
+
+/// Writes `a` in dotted-quad form at `buf[n..]`; returns the new end.
+fn put_ipv4(buf: &mut [u8], mut n: usize, a: Ipv4Addr) -> usize {
     for (i, o) in a.octets().into_iter().enumerate() {
         if i > 0 {
             buf[n] = b'.';
             n += 1;
         }
-        if o >= 100 {
-            buf[n] = b'0' + o / 100;
-            n += 1;
-        }
-        if o >= 10 {
-            buf[n] = b'0' + o / 10 % 10;
-            n += 1;
-        }
-        buf[n] = b'0' + o % 10;
-        n += 1;
+        n = put_octet(buf, n, o);
     }
-    b.append_value(std::str::from_utf8(&buf[..n]).expect("ASCII digits and dots"));
+    n
 }
 
-/// Appends an address in the record's text form (IPv6: RFC 5952, as
-/// `Display` writes it and as the JSON Lines form has it).
-fn append_addr(b: &mut StringBuilder, a: Option<IpAddr>) {
-    match a {
-        None => b.append_null(),
-        Some(IpAddr::V4(v4)) => append_ipv4(b, v4),
-        Some(IpAddr::V6(v6)) => {
-            // Writing to a StringBuilder cannot fail.
-            let _ = write!(b, "{v6}");
-            b.append_value("");
+/// Writes `v` in lower-case hex without leading zeros at `buf[n..]`.
+fn put_hex16(buf: &mut [u8], mut n: usize, v: u16) -> usize {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = (4 - v.leading_zeros() as usize / 4).max(1);
+    for i in (0..digits).rev() {
+        buf[n] = HEX[usize::from((v >> (4 * i)) & 0xf)];
+        n += 1;
+    }
+    n
+}
+
+/// Writes `a` in RFC 5952 form at `buf[n..]`, exactly as `Display` does:
+/// IPv4-mapped as `::ffff:a.b.c.d`; otherwise lower-case hex groups, the
+/// first longest run of two or more zero groups as `::`.
+fn put_ipv6(buf: &mut [u8], mut n: usize, a: Ipv6Addr) -> usize {
+    if let Some(v4) = a.to_ipv4_mapped() {
+        buf[n..n + 7].copy_from_slice(b"::ffff:");
+        return put_ipv4(buf, n + 7, v4);
+    }
+    let seg = a.segments();
+    // The first longest run of zero groups.
+    let (mut best_start, mut best_len, mut cur_start, mut cur_len) = (0, 0, 0, 0);
+    for (i, &g) in seg.iter().enumerate() {
+        if g == 0 {
+            if cur_len == 0 {
+                cur_start = i;
+            }
+            cur_len += 1;
+            if cur_len > best_len {
+                (best_start, best_len) = (cur_start, cur_len);
+            }
+        } else {
+            cur_len = 0;
         }
     }
+    let groups = |buf: &mut [u8], mut n: usize, gs: &[u16]| {
+        for (i, &g) in gs.iter().enumerate() {
+            if i > 0 {
+                buf[n] = b':';
+                n += 1;
+            }
+            n = put_hex16(buf, n, g);
+        }
+        n
+    };
+    if best_len > 1 {
+        n = groups(buf, n, &seg[..best_start]);
+        buf[n..n + 2].copy_from_slice(b"::");
+        groups(buf, n + 2, &seg[best_start + best_len..])
+    } else {
+        groups(buf, n, &seg)
+    }
+}
+
+/// Appends an address in the record's text form (IPv6: RFC 5952), the same
+/// text as `Display` and so as the JSON Lines form, without going through
+/// `fmt`.
+fn append_addr(b: &mut StringBuilder, a: Option<IpAddr>) {
+    // "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff" is the longest: 39 bytes.
+    let mut buf = [0u8; 40];
+    let n = match a {
+        None => return b.append_null(),
+        Some(IpAddr::V4(v4)) => put_ipv4(&mut buf, 0, v4),
+        Some(IpAddr::V6(v6)) => put_ipv6(&mut buf, 0, v6),
+    };
+    b.append_value(std::str::from_utf8(&buf[..n]).expect("ASCII"));
 }
 
 /// Builds a `Dictionary(Int32, Utf8)` column from strings that repeat a
@@ -236,15 +292,16 @@ impl IdColumn {
         }
     }
 
-    fn append(&mut self, v: Option<&str>) -> io::Result<()> {
+    /// Appends `v`; returns its key (`None` for null).
+    fn append(&mut self, v: Option<&str>) -> io::Result<Option<i32>> {
         let Some(v) = v else {
             self.keys.append_null();
-            return Ok(());
+            return Ok(None);
         };
         if let Some(k) = self.last {
             if *self.values[k as usize] == *v {
                 self.keys.append_value(k);
-                return Ok(());
+                return Ok(Some(k));
             }
         }
         let k = match self.index.get(v) {
@@ -259,7 +316,24 @@ impl IdColumn {
         };
         self.keys.append_value(k);
         self.last = Some(k);
-        Ok(())
+        Ok(Some(k))
+    }
+
+    /// Whether key `k` (`None`: null) stands for `v`.
+    fn is(&self, k: Option<i32>, v: Option<&str>) -> bool {
+        match (k, v) {
+            (Some(k), Some(v)) => *self.values[k as usize] == *v,
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    /// Appends the value of key `k`, known to be `v`.
+    fn push_key(&mut self, k: Option<i32>) {
+        self.keys.append_option(k);
+        if k.is_some() {
+            self.last = k;
+        }
     }
 
     fn finish(mut self) -> io::Result<ArrayRef> {
@@ -303,13 +377,38 @@ pub fn to_record_batch(records: &[Record]) -> io::Result<RecordBatch> {
     let mut action = Vec::with_capacity(n);
     let mut flow_log = IdColumn::with_capacity(n);
     let mut window = UInt64Builder::with_capacity(n);
+    // The keys of account, VPC, vSwitch and VM that each ENI (by key) had in
+    // its last record: they are the ENI's own attributes, so they repeat
+    // with it, and one comparison each replaces a hash lookup.
+    let mut eni_attrs: Vec<Option<[Option<i32>; 4]>> = Vec::new();
     for r in records {
         version.append_value(r.version);
-        account.append(Some(&r.account_id))?;
-        vpc.append(Some(&r.vpc_id))?;
-        vswitch.append(Some(&r.vswitch_id))?;
-        vm.append(r.vm_id.as_deref())?;
-        eni.append(Some(&r.eni_id))?;
+        let e = eni.append(Some(&r.eni_id))?.expect("not null") as usize;
+        if eni_attrs.len() <= e {
+            eni_attrs.resize(e + 1, None);
+        }
+        let vm_id = r.vm_id.as_deref();
+        match eni_attrs[e] {
+            Some([a, v, s, m])
+                if account.is(a, Some(&r.account_id))
+                    && vpc.is(v, Some(&r.vpc_id))
+                    && vswitch.is(s, Some(&r.vswitch_id))
+                    && vm.is(m, vm_id) =>
+            {
+                account.push_key(a);
+                vpc.push_key(v);
+                vswitch.push_key(s);
+                vm.push_key(m);
+            }
+            _ => {
+                eni_attrs[e] = Some([
+                    account.append(Some(&r.account_id))?,
+                    vpc.append(Some(&r.vpc_id))?,
+                    vswitch.append(Some(&r.vswitch_id))?,
+                    vm.append(vm_id)?,
+                ]);
+            }
+        }
         append_addr(&mut src, r.srcaddr);
         append_addr(&mut dst, r.dstaddr);
         srcport.append_option(r.srcport);
@@ -595,7 +694,6 @@ pub fn batch_records(batch: &RecordBatch, out: &mut Vec<Record>) -> io::Result<(
 mod tests {
     use super::*;
     use crate::record::VERSION;
-    use std::net::Ipv6Addr;
 
     const W: u64 = 1_764_248_400;
 
@@ -722,6 +820,28 @@ mod tests {
         assert_eq!(round_trip(&recs), recs);
     }
 
+    /// An ENI's attributes are looked up by the ENI; a change of them in a
+    /// window (a configuration change) still comes through per record.
+    #[test]
+    fn parquet_round_trip_eni_attributes_that_change() {
+        let mut recs = Vec::new();
+        for i in 0..40u64 {
+            let mut r = base();
+            r.eni_id = format!("eni-{}", i % 3);
+            r.vswitch_id = format!("vsw-{}", i % 5);
+            r.account_id = if i % 7 == 0 {
+                "other".into()
+            } else {
+                "1234567890".into()
+            };
+            r.vm_id = (i % 4 != 0).then(|| format!("i-{}", i % 2));
+            r.vpc_id = format!("vpc-{}", i / 20);
+            r.packets = i;
+            recs.push(r);
+        }
+        assert_eq!(round_trip(&recs), recs);
+    }
+
     #[test]
     fn parquet_round_trip_empty_and_many() {
         assert_eq!(round_trip(&[]), Vec::<Record>::new());
@@ -740,9 +860,8 @@ mod tests {
     }
 
     #[test]
-    fn parquet_ipv4_text_form_matches_display() {
-        let mut b = StringBuilder::new();
-        let addrs: Vec<Ipv4Addr> = [
+    fn parquet_address_text_form_matches_display() {
+        let mut addrs: Vec<IpAddr> = [
             0u32,
             1,
             9,
@@ -755,16 +874,46 @@ mod tests {
             u32::MAX,
         ]
         .into_iter()
-        .map(Ipv4Addr::from)
-        .chain((0..2000u32).map(|i| Ipv4Addr::from(i.wrapping_mul(2_246_822_519))))
+        .chain((0..2000u32).map(|i| i.wrapping_mul(2_246_822_519)))
+        .map(|a| IpAddr::V4(Ipv4Addr::from(a)))
         .collect();
-        for a in &addrs {
-            append_ipv4(&mut b, *a);
+        // Every pattern of zero groups, with small and large other groups,
+        // IPv4-mapped and -compatible forms.
+        for pattern in 0u32..256 {
+            for (k, fill) in [(0u16, 1u16), (1, 0xffff), (2, 0x0a0b), (3, 0x10)] {
+                let seg: Vec<u16> = (0..8)
+                    .map(|i| {
+                        if pattern >> i & 1 == 1 {
+                            0
+                        } else {
+                            fill.wrapping_mul(i as u16 + 1).wrapping_add(k).max(1)
+                        }
+                    })
+                    .collect();
+                let a = Ipv6Addr::new(
+                    seg[0], seg[1], seg[2], seg[3], seg[4], seg[5], seg[6], seg[7],
+                );
+                addrs.push(IpAddr::V6(a));
+            }
         }
+        for v4 in [0u32, 1, 0x0a00_0105, u32::MAX] {
+            addrs.push(IpAddr::V6(Ipv4Addr::from(v4).to_ipv6_mapped()));
+            addrs.push(IpAddr::V6(Ipv4Addr::from(v4).to_ipv6_compatible()));
+        }
+        addrs.push("fd00::1:5".parse().unwrap());
+        addrs.push("2001:db8::".parse().unwrap());
+        let mut b = StringBuilder::new();
+        for a in &addrs {
+            append_addr(&mut b, Some(*a));
+        }
+        append_addr(&mut b, None);
         let arr = b.finish();
         for (i, a) in addrs.iter().enumerate() {
             assert_eq!(arr.value(i), a.to_string());
+            // And it parses back to the same address.
+            assert_eq!(arr.value(i).parse::<IpAddr>().unwrap(), *a);
         }
+        assert!(arr.is_null(addrs.len()));
     }
 
     #[test]

@@ -87,8 +87,8 @@ struct RunArgs {
     /// Connection-table capacity per worker.
     #[arg(long, default_value_t = 1 << 18)]
     conns_per_core: usize,
-    /// File format: `json` or `text` (default: the configuration's).
-    #[arg(long, value_parser = ["json", "jsonl", "text"])]
+    /// File format: `json`, `text` or `parquet` (default: the configuration's).
+    #[arg(long, value_parser = ["json", "jsonl", "text", "parquet"])]
     format: Option<String>,
     /// Compression: `zstd` or `none` (default: the configuration's).
     #[arg(long, value_parser = ["zstd", "none"])]
@@ -217,13 +217,26 @@ fn store_format(
     use exporter::store::{Compress, StoreFormat};
     let f = match format {
         Some("json" | "jsonl") => StoreFormat::Jsonl,
-        Some(_) => StoreFormat::Text,
+        Some("text") => StoreFormat::Text,
+        Some("parquet") => StoreFormat::Parquet,
+        Some(other) => {
+            return Err(Usage(format!(
+                "--format {other:?}: the formats are json (or jsonl), text and parquet"
+            ))
+            .into())
+        }
         None => StoreFormat::try_from(config.log_store_format)
             .map_err(|e| Usage(format!("{}: {e}", path.display())))?,
     };
     let c = match compress {
         Some("zstd") => Compress::Zstd,
-        Some(_) => Compress::None,
+        Some("none") => Compress::None,
+        Some(other) => {
+            return Err(Usage(format!(
+                "--compress {other:?}: the choices are zstd and none"
+            ))
+            .into())
+        }
         None => Compress::from(config.log_store_compress),
     };
     Ok((f, c))
@@ -676,9 +689,10 @@ struct ReplayArgs {
     /// groups (rounded up to a power of two).
     #[arg(long, default_value_t = 1 << 18)]
     conns_per_core: usize,
-    /// File format: `json` (JSON Lines) or `text` (default: the
-    /// configuration's `log_store_format`).
-    #[arg(long, value_parser = ["json", "jsonl", "text"])]
+    /// File format: `json` (JSON Lines), `text` or `parquet` (zstd inside,
+    /// so `--compress` does not apply) (default: the configuration's
+    /// `log_store_format`).
+    #[arg(long, value_parser = ["json", "jsonl", "text", "parquet"])]
     format: Option<String>,
     /// Compression: `zstd` or `none` (default: the configuration's
     /// `log_store_compress`).
