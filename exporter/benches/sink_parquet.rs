@@ -161,82 +161,131 @@ fn window() -> Vec<Record> {
     out
 }
 
+/// Nanoseconds this thread has run on a CPU (Linux `schedstat`), so that a
+/// rate can be told apart from the machine's other load; 0 elsewhere.
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
+/// Median records/s of wall-clock time and of this thread's CPU time.
+struct Rates {
+    wall: f64,
+    cpu: f64,
+}
+
+/// Runs `f` [`RUNS`] times; the medians.
+fn rates(mut f: impl FnMut()) -> Rates {
+    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let (t, c) = (Instant::now(), cpu_ns());
+        f();
+        wall.push(RECORDS as f64 / t.elapsed().as_secs_f64());
+        cpu.push(RECORDS as f64 * 1e9 / (cpu_ns().saturating_sub(c)).max(1) as f64);
+    }
+    Rates {
+        wall: median(wall),
+        cpu: median(cpu),
+    }
+}
+
 struct Figures {
-    records_per_s: f64,
+    /// `write_window`: encoding, file, fsync, rename.
+    store: Rates,
+    /// Encoding alone, in memory.
+    encode: Rates,
     bytes: u64,
 }
 
-/// Median records/s of `write_window` in this format, and the file size.
-fn store_run(records: &[Record], format: StoreFormat, compress: Compress) -> Figures {
+/// `write_window` in this format, and encoding alone.
+fn run(records: &[Record], format: StoreFormat, compress: Compress) -> Figures {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = LocalStore::new(dir.path(), format, compress, "hv-bench");
-    let mut rates = Vec::with_capacity(RUNS);
-    let mut bytes = 0;
-    for _ in 0..RUNS {
-        let t = Instant::now();
-        let path = store
-            .write_window("proj", "store", "fl-2ze0example", WINDOW, records)
-            .expect("write window");
-        rates.push(records.len() as f64 / t.elapsed().as_secs_f64());
-        bytes = std::fs::metadata(&path).expect("file").len();
-    }
+    let mut path = None;
+    let store_rates = rates(|| {
+        path = Some(
+            store
+                .write_window("proj", "store", "fl-2ze0example", WINDOW, records)
+                .expect("write window"),
+        );
+    });
+    let bytes = std::fs::metadata(path.expect("written"))
+        .expect("file")
+        .len();
+    let encode = rates(|| {
+        let n = match format {
+            StoreFormat::Parquet => write_records(records).expect("encode").len(),
+            _ => {
+                let mut body = Vec::with_capacity(records.len() * 320);
+                records.iter().for_each(|r| r.write_json(&mut body));
+                if compress == Compress::Zstd {
+                    body = zstd::stream::encode_all(&body[..], 3).expect("zstd");
+                }
+                body.len()
+            }
+        };
+        black_box(n);
+    });
     Figures {
-        records_per_s: median(rates),
+        store: store_rates,
+        encode,
         bytes,
     }
 }
 
-fn encode_rate(records: &[Record], f: impl Fn(&[Record]) -> usize) -> f64 {
-    median(
-        (0..RUNS)
-            .map(|_| {
-                let t = Instant::now();
-                black_box(f(records));
-                records.len() as f64 / t.elapsed().as_secs_f64()
-            })
-            .collect(),
-    )
-}
-
 fn main() {
     let records = window();
-    let n = records.len() as f64;
-    let jsonl = store_run(&records, StoreFormat::Jsonl, Compress::None);
-    let jsonl_zstd = store_run(&records, StoreFormat::Jsonl, Compress::Zstd);
-    let parquet = store_run(&records, StoreFormat::Parquet, Compress::None);
-    let jsonl_encode = encode_rate(&records, |rs| {
-        let mut body = Vec::with_capacity(rs.len() * 320);
-        rs.iter().for_each(|r| r.write_json(&mut body));
-        body.len()
-    });
-    let parquet_encode = encode_rate(&records, |rs| write_records(rs).expect("encode").len());
-    let line = |sink: &str, f: &Figures, encode: Option<f64>, extra: String| {
-        let encode = encode.map_or(String::new(), |e| {
-            format!(",\"encode_records_per_s\":{e:.0}")
-        });
+    assert_eq!(records.len(), RECORDS);
+    // `SINK_PARQUET_PROFILE=batch|encode`: loop on one step, for a profiler.
+    if let Ok(step) = std::env::var("SINK_PARQUET_PROFILE") {
+        for _ in 0..10 {
+            let r = rates(|| {
+                if step == "batch" {
+                    black_box(exporter::parquet::to_record_batch(&records).expect("batch"));
+                } else {
+                    black_box(write_records(&records).expect("encode"));
+                }
+            });
+            eprintln!(
+                "{step}: {:.0} records/s, {:.0} records/s of CPU time",
+                r.wall, r.cpu
+            );
+        }
+        return;
+    }
+    let jsonl = run(&records, StoreFormat::Jsonl, Compress::None);
+    let jsonl_zstd = run(&records, StoreFormat::Jsonl, Compress::Zstd);
+    let parquet = run(&records, StoreFormat::Parquet, Compress::None);
+    let line = |sink: &str, f: &Figures, extra: String| {
         println!(
-            "BENCH {{\"bench\":\"sink\",\"sink\":\"{sink}\",\"records\":{},\"records_per_s\":{:.0}{extra},\"file_bytes\":{},\"bytes_per_record\":{:.1}{encode}}}",
-            records.len(),
-            f.records_per_s,
+            "BENCH {{\"bench\":\"sink\",\"sink\":\"{sink}\",\"records\":{RECORDS},\
+             \"records_per_s\":{:.0}{extra},\"cpu_records_per_s\":{:.0},\
+             \"encode_records_per_s\":{:.0},\"encode_cpu_records_per_s\":{:.0},\
+             \"file_bytes\":{},\"bytes_per_record\":{:.1}}}",
+            f.store.wall,
+            f.store.cpu,
+            f.encode.wall,
+            f.encode.cpu,
             f.bytes,
-            f.bytes as f64 / n,
+            f.bytes as f64 / RECORDS as f64,
         );
     };
-    line("jsonl", &jsonl, Some(jsonl_encode), String::new());
-    line("jsonl+zstd", &jsonl_zstd, None, String::new());
+    line("jsonl", &jsonl, String::new());
+    line("jsonl+zstd", &jsonl_zstd, String::new());
     line(
         "parquet",
         &parquet,
-        Some(parquet_encode),
         format!(
             ",\"jsonl_records_per_s\":{:.0},\"ratio\":{:.2}",
-            jsonl.records_per_s,
-            parquet.records_per_s / jsonl.records_per_s
+            jsonl.store.wall,
+            parquet.store.wall / jsonl.store.wall
         ),
     );
 }
