@@ -19,9 +19,10 @@ pub enum Parsed {
     Blank,
 }
 
+/// Skips blanks within a line (a newline ends the record, so it is not one).
 #[inline]
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\r' | b'\n') {
+    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\r') {
         i += 1;
     }
     i
@@ -31,38 +32,56 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 /// the index of the closing quote, or `None` at an escape or the line's end.
 #[inline]
 fn string_end(b: &[u8], i: usize) -> Option<usize> {
-    let n = b[i..].iter().position(|&c| c == b'"' || c == b'\\')?;
+    let n = b[i..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c == b'\n')?;
     (b[i + n] == b'"').then_some(i + n)
 }
 
-/// Reads one line (without its `\n`) in place into `row`, whose `set` mask
-/// it starts by clearing (the values of a line read before stay behind it,
-/// unread).
+/// Where a line that ends at `i` (after its blanks) leaves off: just past
+/// its newline, or at the end of the text; `None` if something else follows.
 #[inline]
-pub fn parse_line<'a>(line: &'a [u8], row: &mut Row<'a>) -> Parsed {
-    let b = line;
-    row.set = 0;
-    let mut i = skip_ws(b, 0);
+fn line_end(b: &[u8], i: usize) -> Option<usize> {
+    let i = skip_ws(b, i);
     if i == b.len() {
-        return Parsed::Blank;
+        Some(i)
+    } else if b[i] == b'\n' {
+        Some(i + 1)
+    } else {
+        None
+    }
+}
+
+/// Reads the record of the line starting at `start` of `b` (a whole file's
+/// text, or one line) in place into `row`, whose `set` mask it clears
+/// first. Returns what it found and, for [`Parsed::Fast`] and
+/// [`Parsed::Blank`], where the next line starts — the newline is found on
+/// the way, so the text is scanned once. For [`Parsed::Slow`] the caller
+/// finds the line's end itself.
+#[inline]
+pub fn parse_at<'a>(b: &'a [u8], start: usize, row: &mut Row<'a>) -> (Parsed, usize) {
+    const SLOW: (Parsed, usize) = (Parsed::Slow, 0);
+    row.set = 0;
+    let mut i = skip_ws(b, start);
+    if let Some(end) = line_end(b, i) {
+        return (Parsed::Blank, end);
     }
     if b[i] != b'{' {
-        return Parsed::Slow;
+        return SLOW;
     }
     i = skip_ws(b, i + 1);
     if i < b.len() && b[i] == b'}' {
-        return if skip_ws(b, i + 1) == b.len() {
-            Parsed::Fast
-        } else {
-            Parsed::Slow
+        return match line_end(b, i + 1) {
+            Some(end) => (Parsed::Fast, end),
+            None => SLOW,
         };
     }
     loop {
         if i >= b.len() || b[i] != b'"' {
-            return Parsed::Slow;
+            return SLOW;
         }
         let Some(ke) = string_end(b, i + 1) else {
-            return Parsed::Slow;
+            return SLOW;
         };
         let key = &b[i + 1..ke];
         i = ke + 1;
@@ -71,18 +90,18 @@ pub fn parse_line<'a>(line: &'a [u8], row: &mut Row<'a>) -> Parsed {
         } else {
             i = skip_ws(b, i);
             if i >= b.len() || b[i] != b':' {
-                return Parsed::Slow;
+                return SLOW;
             }
             i += 1;
         }
         i = skip_ws(b, i);
         if i >= b.len() {
-            return Parsed::Slow;
+            return SLOW;
         }
         let v = match b[i] {
             b'"' => {
                 let Some(e) = string_end(b, i + 1) else {
-                    return Parsed::Slow;
+                    return SLOW;
                 };
                 let v = V::Str(&b[i + 1..e]);
                 i = e + 1;
@@ -94,7 +113,7 @@ pub fn parse_line<'a>(line: &'a [u8], row: &mut Row<'a>) -> Parsed {
                     i += 1;
                 }
                 if i - vs > 20 || (i < b.len() && matches!(b[i], b'.' | b'e' | b'E')) {
-                    return Parsed::Slow;
+                    return SLOW;
                 }
                 V::Digits(&b[vs..i])
             }
@@ -102,7 +121,7 @@ pub fn parse_line<'a>(line: &'a [u8], row: &mut Row<'a>) -> Parsed {
                 i += 4;
                 V::Null
             }
-            _ => return Parsed::Slow,
+            _ => return SLOW,
         };
         if let Some(f) = Field::of_key(key) {
             row.put(f, v);
@@ -117,19 +136,31 @@ pub fn parse_line<'a>(line: &'a [u8], row: &mut Row<'a>) -> Parsed {
         }
         i = skip_ws(b, i);
         if i >= b.len() {
-            return Parsed::Slow;
+            return SLOW;
         }
         match b[i] {
             b',' => i = skip_ws(b, i + 1),
             b'}' => {
-                return if skip_ws(b, i + 1) == b.len() {
-                    Parsed::Fast
-                } else {
-                    Parsed::Slow
+                return match line_end(b, i + 1) {
+                    Some(end) => (Parsed::Fast, end),
+                    None => SLOW,
                 };
             }
-            _ => return Parsed::Slow,
+            _ => return SLOW,
         }
+    }
+}
+
+/// Reads one line (without its `\n`) in place into `row`, whose `set`
+/// mask it starts by clearing (the values of a line read before stay
+/// behind it, unread).
+#[inline]
+pub fn parse_line<'a>(line: &'a [u8], row: &mut Row<'a>) -> Parsed {
+    match parse_at(line, 0, row) {
+        (Parsed::Slow, _) => Parsed::Slow,
+        (p, end) if end == line.len() => p,
+        // A newline inside the line: not one record.
+        _ => Parsed::Slow,
     }
 }
 
@@ -173,6 +204,29 @@ mod tests {
         assert_eq!(row.bytes(), 7);
         assert_eq!(row.get(Field::SrcAddr), V::Null);
         assert_eq!(row.get(Field::EniId), V::Null);
+    }
+
+    #[test]
+    fn a_whole_text_is_read_line_by_line() {
+        let text = b"{\"bytes\":1}\n\n  \r\n{\"bytes\":2} \r\n{\"bytes\":\"a\\\"\"}\n{\"bytes\":3}";
+        let mut row = Row::default();
+        let (p, e) = parse_at(text, 0, &mut row);
+        assert_eq!((p, e, row.bytes()), (Parsed::Fast, 12, 1));
+        let (p, e) = parse_at(text, e, &mut row);
+        assert_eq!((p, e), (Parsed::Blank, 13));
+        let (p, e) = parse_at(text, e, &mut row);
+        assert_eq!((p, e), (Parsed::Blank, 17));
+        let (p, e) = parse_at(text, e, &mut row);
+        assert_eq!((p, e, row.bytes()), (Parsed::Fast, 31, 2));
+        assert_eq!(parse_at(text, e, &mut row).0, Parsed::Slow);
+        let (p, e) = parse_at(text, 47, &mut row);
+        assert_eq!((p, e, row.bytes()), (Parsed::Fast, text.len(), 3));
+        // A record broken by a newline is not read across it.
+        assert_eq!(
+            parse_at(b"{\"bytes\":1,\n\"end\":2}", 0, &mut row).0,
+            Parsed::Slow
+        );
+        assert_eq!(parse_line(b"{\"bytes\":1}\n{}", &mut row), Parsed::Slow);
     }
 
     #[test]

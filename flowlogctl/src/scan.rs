@@ -5,7 +5,7 @@
 //! through the exporter's parser, Parquet through Arrow with only the
 //! columns the query needs.
 
-use crate::json::{parse_line, parse_line_slow, Parsed};
+use crate::json::{parse_at, parse_line_slow, Parsed};
 use crate::model::{Field, FieldSet, OwnedRow, Row, V};
 use crate::time::days_from_civil;
 use crate::UsageError;
@@ -351,16 +351,28 @@ impl FileReader {
         match kind {
             FileKind::Jsonl { .. } => {
                 let mut row = Row::default();
-                for (n, line) in body.split(|b| *b == b'\n').enumerate() {
-                    match parse_line(line, &mut row) {
-                        Parsed::Fast => {
+                let (mut pos, mut n) = (0, 0);
+                while pos < body.len() {
+                    n += 1;
+                    match parse_at(body, pos, &mut row) {
+                        (Parsed::Fast, next) => {
                             stats.records_read += 1;
                             visit(&row);
+                            pos = next;
                         }
-                        Parsed::Blank => {}
-                        Parsed::Slow => {
+                        (Parsed::Blank, next) => pos = next,
+                        (Parsed::Slow, _) => {
+                            let end = body[pos..]
+                                .iter()
+                                .position(|c| *c == b'\n')
+                                .map_or(body.len(), |e| pos + e);
+                            let line = &body[pos..end];
+                            pos = end + 1;
+                            if line.iter().all(u8::is_ascii_whitespace) {
+                                continue;
+                            }
                             let owned = parse_line_slow(line).map_err(|e| {
-                                anyhow!("{}:{}: not a flow-log record: {e}", path.display(), n + 1)
+                                anyhow!("{}:{n}: not a flow-log record: {e}", path.display())
                             })?;
                             stats.records_read += 1;
                             visit(&owned.row());
