@@ -55,9 +55,21 @@
 //! - UDP: a socket connected to the collector; messages of at most
 //!   [`UDP_MAX_MESSAGE`] bytes (within a 1500-byte path MTU). Templates go
 //!   out when the sink opens, then again every [`TEMPLATE_REFRESH`] and every
-//!   [`TEMPLATE_REFRESH_MESSAGES`] messages. An ICMP "port unreachable" (no
-//!   collector listening) shows up as a refused send: the window is reported
-//!   lost with that reason (UDP gives no other delivery signal).
+//!   [`TEMPLATE_REFRESH_MESSAGES`] messages. Finished messages are queued
+//!   and sent [`UDP_BATCH`] at a time with one `sendmmsg(2)` (nix's safe
+//!   wrapper), in order, templates among them where they fall, so templates
+//!   still precede the data they describe; the last batch of a window goes
+//!   before `deliver` returns (`tick` and `close` send theirs too). Sequence
+//!   numbers and counts are taken when a message is queued. An ICMP "port
+//!   unreachable" (no collector listening) shows up as a refused send, which
+//!   reports an earlier datagram: the window is reported lost with that
+//!   reason (UDP gives no other delivery signal). Linux returns the error of
+//!   a batch only when its first message fails; when a later one fails the
+//!   call returns how many went and the error is lost. Either way the rest
+//!   is sent once more (the first unsent message alone, so its error comes
+//!   back, then the others); what still does not go is dropped and its
+//!   records stay counted in the sequence (the collector sees the gap), and
+//!   the failure is reported even when the retry sent everything.
 //! - TCP: one connection, messages of at most [`TCP_MAX_MESSAGE`] bytes,
 //!   templates once per connection. On any error the connection is dropped
 //!   and `tick` reconnects with exponential backoff ([`BACKOFF_MIN`] to
@@ -67,14 +79,25 @@
 //!   sending fails half-way is reported lost as a whole, although its first
 //!   messages may have reached the collector.
 //!
-//! Encoding writes into one reused buffer per template; no allocation per
-//! record.
+//! Encoding writes into one reused buffer per template; a finished UDP
+//! message is swapped into the batch for a spare buffer, so there is no
+//! allocation or copy per record or message (one small allocation per batch
+//! for the `sendmmsg` headers, which are not `Send` and so are not kept).
+//!
+//! Throughput (`cargo bench -p exporter --bench sink_ipfix`, loopback with a
+//! draining receiver, 2-vCPU VM under load): about 2.2M records/s with one
+//! `send` per message, 2.56M with `sendmmsg` batches. What remains is the
+//! kernel's work per datagram (UDP/IP, loopback delivery and waking the
+//! receiver, all in the sender's context on loopback), not the syscalls;
+//! encoding is under half of the sender's time.
 
 use super::{Deliver, Window};
 use crate::config::{self, Transport};
 use crate::record::{Action, Direction, LogStatus, Record};
-use std::io::{self, Read, Write};
+use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Private Enterprise Number of the enterprise-specific elements: 32473, the
@@ -250,6 +273,8 @@ pub const STATUS: [Field; 11] = [
 /// Largest UDP message, bytes: IPFIX plus UDP and IPv6 headers stay within
 /// a 1500-byte path MTU with room for tunnels.
 pub const UDP_MAX_MESSAGE: usize = 1400;
+/// UDP messages sent with one `sendmmsg(2)`.
+pub const UDP_BATCH: usize = 64;
 /// Largest TCP message, bytes.
 pub const TCP_MAX_MESSAGE: usize = 32 * 1024;
 /// UDP template refresh by time.
@@ -490,20 +515,96 @@ const FIXED: [usize; 5] = [
 struct Pending {
     buf: Vec<u8>,
     records: u32,
+    tid: u16,
 }
 
 impl Pending {
     fn new(tid: u16, max: usize) -> Self {
-        let mut buf = Vec::with_capacity(max);
-        buf.resize(HEADER + SET_HEADER, 0);
-        buf[HEADER..HEADER + 2].copy_from_slice(&tid.to_be_bytes());
-        Pending { buf, records: 0 }
+        let mut p = Pending {
+            buf: Vec::with_capacity(max),
+            records: 0,
+            tid,
+        };
+        p.reset();
+        p
+    }
+
+    /// Empties the message and writes its set id again (after a clear, or
+    /// when `buf` was swapped for another buffer).
+    fn reset(&mut self) {
+        self.buf.clear();
+        self.buf.resize(HEADER + SET_HEADER, 0);
+        self.buf[HEADER..HEADER + 2].copy_from_slice(&self.tid.to_be_bytes());
+        self.records = 0;
     }
 
     fn clear(&mut self) {
         self.buf.truncate(HEADER + SET_HEADER);
         self.records = 0;
     }
+}
+
+/// Finished UDP messages waiting for one `sendmmsg(2)`: the first `len`
+/// buffers; the others are spares, reused (a data message's buffer is
+/// swapped with one, so no message is copied or allocated).
+#[derive(Debug, Default)]
+struct Batch {
+    bufs: Vec<Vec<u8>>,
+    len: usize,
+}
+
+impl Batch {
+    /// Queues `msg` by swapping it with a spare buffer, which `msg` becomes
+    /// (its content is stale: the caller resets it).
+    fn push_swap(&mut self, msg: &mut Vec<u8>) {
+        if self.len == self.bufs.len() {
+            self.bufs.push(Vec::with_capacity(msg.capacity()));
+        }
+        std::mem::swap(&mut self.bufs[self.len], msg);
+        self.len += 1;
+    }
+
+    /// Queues a copy of `msg`.
+    fn push_copy(&mut self, msg: &[u8]) {
+        if self.len == self.bufs.len() {
+            self.bufs.push(Vec::with_capacity(msg.len()));
+        }
+        let b = &mut self.bufs[self.len];
+        b.clear();
+        b.extend_from_slice(msg);
+        self.len += 1;
+    }
+
+    fn is_full(&self) -> bool {
+        self.len >= UDP_BATCH
+    }
+}
+
+/// One `sendmmsg(2)` of `msgs` on the connected socket `fd`: how many
+/// messages went, all of them or the first few. Linux returns an error only
+/// when the first message fails; when a later one fails it returns the count
+/// and the error is lost.
+fn sendmmsg_once(fd: RawFd, msgs: &[Vec<u8>]) -> io::Result<usize> {
+    let iovs: Vec<[IoSlice<'_>; 1]> = msgs.iter().map(|m| [IoSlice::new(m)]).collect();
+    // `MultiHeaders` holds raw pointers (it is not `Send`): one per call,
+    // one allocation per batch.
+    let mut hdrs = MultiHeaders::<()>::preallocate(msgs.len(), None);
+    let addrs = vec![None; msgs.len()];
+    let cmsgs: [ControlMessage<'_>; 0] = [];
+    let res =
+        sendmmsg(fd, &mut hdrs, &iovs, addrs, cmsgs, MsgFlags::empty()).map_err(io::Error::from)?;
+    let mut n = 0;
+    for (m, r) in msgs.iter().zip(res) {
+        if r.bytes != m.len() {
+            return Err(io::Error::other(format!(
+                "sent {} of {} bytes",
+                r.bytes,
+                m.len()
+            )));
+        }
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Writes the message header at the start of `msg`.
@@ -564,6 +665,9 @@ pub struct IpfixSink {
     templates: Vec<u8>,
     /// Reused buffer of the template message.
     tmsg: Vec<u8>,
+    /// UDP messages not yet sent (at most [`UDP_BATCH`]); empty whenever
+    /// `deliver`, `tick` or `close` returns.
+    batch: Batch,
     /// UDP template refresh: by time and by messages.
     refresh_every: Duration,
     refresh_messages: u64,
@@ -626,6 +730,7 @@ impl IpfixSink {
             pending: KINDS.map(|(_, tid)| Pending::new(tid, max_message)),
             templates: template_sets(),
             tmsg: Vec::with_capacity(1024),
+            batch: Batch::default(),
             refresh_every: TEMPLATE_REFRESH,
             refresh_messages: TEMPLATE_REFRESH_MESSAGES,
             templates_at: None,
@@ -637,7 +742,7 @@ impl IpfixSink {
         };
         match sink.transport {
             Transport::Udp => {
-                if let Err(e) = sink.send_templates() {
+                if let Err(e) = sink.send_templates().and(sink.send_batch()) {
                     sink.error = Some(sink.udp_reason(&e));
                 }
             }
@@ -740,27 +845,81 @@ impl IpfixSink {
         r
     }
 
-    /// Sends one finished message.
+    /// Sends one finished message: over TCP at once; over UDP it joins the
+    /// batch, which goes out when full.
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
         match &mut self.conn {
-            Conn::Udp(s) => {
-                let n = match s.send(msg) {
-                    // A refusal reports an earlier datagram; this one was
-                    // not sent: try it once more, and report the refusal.
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                        let _ = s.send(msg);
-                        return Err(e);
-                    }
-                    r => r?,
-                };
-                if n != msg.len() {
-                    return Err(io::Error::other(format!("sent {n} of {} bytes", msg.len())));
+            Conn::Udp(_) => {
+                self.batch.push_copy(msg);
+                if self.batch.is_full() {
+                    return self.send_batch();
                 }
                 Ok(())
             }
             Conn::Tcp(Some(s)) => s.write_all(msg),
             Conn::Tcp(None) => Err(io::Error::new(io::ErrorKind::NotConnected, "not connected")),
         }
+    }
+
+    /// Sends the batched UDP messages, in order, with `sendmmsg(2)`, and
+    /// empties the batch.
+    ///
+    /// Linux returns an error only when the first message of a call fails;
+    /// when a later one fails, the call returns how many went and the error
+    /// is lost. So when the first call does not send every message, the
+    /// rest is sent once more: the first unsent message alone (its error,
+    /// such as a pending refusal, comes back with it), then the others in
+    /// one call. What that retry does not send is dropped; the sequence
+    /// numbers still count its records (the collector sees the gap). Any
+    /// failure is reported, even when the retry sent everything (a refusal
+    /// reports an earlier datagram, as with single sends): the last error a
+    /// call returned, else the socket's pending error, else the short
+    /// count.
+    fn send_batch(&mut self) -> io::Result<()> {
+        let n = std::mem::take(&mut self.batch.len);
+        let Conn::Udp(s) = &self.conn else {
+            return Ok(());
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        let msgs = &self.batch.bufs[..n];
+        let fd = s.as_raw_fd();
+        let mut err = None;
+        let mut at = match sendmmsg_once(fd, msgs) {
+            Ok(k) => k,
+            Err(e) => {
+                err = Some(e);
+                0
+            }
+        };
+        if at == n {
+            return Ok(());
+        }
+        let first = at;
+        // The retry: the first unsent message alone, then the rest.
+        for upto in [at + 1, n] {
+            if at >= upto {
+                continue;
+            }
+            match sendmmsg_once(fd, &msgs[at..upto]) {
+                Ok(k) => at += k,
+                Err(e) => err = Some(e),
+            }
+            if at < upto {
+                break;
+            }
+        }
+        Err(err
+            .or_else(|| s.take_error().ok().flatten())
+            .unwrap_or_else(|| {
+                io::Error::other(format!(
+                    "sendmmsg(2) stopped after {first} of {n} messages without an error \
+                     (on a connected socket, usually an ICMP error for an earlier message); \
+                     {} not sent on the retry",
+                    n - at
+                ))
+            }))
     }
 
     /// Sends a message with every template.
@@ -773,7 +932,7 @@ impl IpfixSink {
         let r = self.send(&m);
         self.tmsg = m;
         // Counted as sent even when refused: a refusal reports an earlier
-        // datagram, and the retry in `send` carried this one.
+        // datagram, and the retry in `send_batch` carried this one.
         self.templates_at = Some(Instant::now());
         self.messages_since_templates = 0;
         self.sent.template_messages += 1;
@@ -797,24 +956,46 @@ impl IpfixSink {
         if self.templates_due() {
             r = self.send_templates();
         }
-        let mut p = std::mem::replace(&mut self.pending[k], Pending::new(0, 0));
+        let p = &mut self.pending[k];
+        let records = p.records;
         let set_len = (p.buf.len() - HEADER) as u16;
         p.buf[HEADER + 2..HEADER + 4].copy_from_slice(&set_len.to_be_bytes());
         header(&mut p.buf, now_secs(), self.seq, self.domain);
-        let sent = self.send(&p.buf);
-        // A refused UDP send still went out on the retry; count it.
+        let sent = match &mut self.conn {
+            Conn::Udp(_) => {
+                // Into the batch without a copy; the pending message takes
+                // a spare buffer.
+                self.batch.push_swap(&mut p.buf);
+                p.reset();
+                if self.batch.is_full() {
+                    self.send_batch()
+                } else {
+                    Ok(())
+                }
+            }
+            Conn::Tcp(Some(s)) => {
+                let r = s.write_all(&p.buf);
+                p.clear();
+                r
+            }
+            Conn::Tcp(None) => {
+                p.clear();
+                Err(io::Error::new(io::ErrorKind::NotConnected, "not connected"))
+            }
+        };
+        // A UDP message counts once batched: a refused batch still went
+        // out on the retry, and one that did not is a gap the collector
+        // sees.
         if sent.is_ok() || matches!(self.conn, Conn::Udp(_)) {
-            self.seq = self.seq.wrapping_add(p.records);
+            self.seq = self.seq.wrapping_add(records);
             if k == Kind::Status as usize {
-                self.sent.status += u64::from(p.records);
+                self.sent.status += u64::from(records);
             } else {
-                self.sent.flows += u64::from(p.records);
+                self.sent.flows += u64::from(records);
             }
             self.sent.messages += 1;
             self.messages_since_templates += 1;
         }
-        p.clear();
-        self.pending[k] = p;
         r.and(sent)
     }
 
@@ -864,6 +1045,10 @@ impl IpfixSink {
                 }
                 err = Some(e);
             }
+        }
+        // The window ends with its last batch sent.
+        if let Err(e) = self.send_batch() {
+            err = Some(e);
         }
         match err {
             Some(e) => Err(e),
@@ -919,7 +1104,7 @@ impl Deliver for IpfixSink {
         match &mut self.conn {
             Conn::Udp(_) => {
                 if self.templates_due() {
-                    match self.send_templates() {
+                    match self.send_templates().and(self.send_batch()) {
                         Ok(()) => {}
                         Err(e) => self.error = Some(self.udp_reason(&e)),
                     }
@@ -943,7 +1128,11 @@ impl Deliver for IpfixSink {
     }
 
     fn close(&mut self, _deadline: Instant) -> Result<(), String> {
-        // Every window is sent by the end of `deliver`: nothing is held.
+        // Every window is sent by the end of `deliver` (its last UDP batch
+        // too): nothing is held. Send a batch left anyway.
+        if let Err(e) = self.send_batch() {
+            self.error = Some(self.udp_reason(&e));
+        }
         if let Conn::Tcp(Some(s)) = &mut self.conn {
             let _ = s.flush();
             let _ = s.shutdown(std::net::Shutdown::Write);
