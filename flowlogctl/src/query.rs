@@ -8,8 +8,9 @@ use crate::scan::{scan, ScanStats};
 use anyhow::Result;
 use serde::Serialize;
 use serde_json::Value;
+use std::cell::Cell;
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::path::Path;
@@ -131,9 +132,9 @@ impl Serialize for Field {
 #[derive(Debug)]
 pub struct Aggregator {
     group_by: Vec<Field>,
-    /// Groups whose key fits [`InlineKey`]: the sums live in the table
-    /// itself, so a lookup touches one place in memory.
-    short: HashMap<InlineKey, Slot, BuildHasherDefault<KeyHasher>>,
+    /// Groups whose key fits an [`Entry`]: key and sums in one cache
+    /// line of the table, so a lookup touches one line of memory.
+    short: HashSet<Entry, BuildHasherDefault<KeyHasher>>,
     /// Groups with longer keys (IPv6 pairs, long ids).
     long: HashMap<Box<[u8]>, Slot, BuildHasherDefault<KeyHasher>>,
     /// The key values of group `Slot::idx`, kept for the answer.
@@ -184,19 +185,37 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// Longest group key kept inline in the table.
-const INLINE: usize = 47;
+/// Longest group key kept inline in the table (an IPv4 address pair with
+/// its separator is at most 31 bytes).
+const INLINE: usize = 31;
 
-/// A group key of up to [`INLINE`] bytes, zero-padded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct InlineKey {
+/// A group with a short key: the key, zero-padded, and its sums, in one
+/// 64-byte cache line. Equality and hash look at the key only; the sums
+/// are cells, so a set lookup can update them in place.
+#[derive(Clone, Debug)]
+#[repr(C, align(64))]
+struct Entry {
     len: u8,
-    bytes: [u8; INLINE],
+    key: [u8; INLINE],
+    idx: u32,
+    records: Cell<u64>,
+    packets: Cell<u64>,
+    bytes: Cell<u64>,
 }
 
-impl std::hash::Hash for InlineKey {
+const _: () = assert!(std::mem::size_of::<Entry>() == 64);
+
+impl PartialEq for Entry {
+    fn eq(&self, o: &Entry) -> bool {
+        self.len == o.len && self.key == o.key
+    }
+}
+
+impl Eq for Entry {}
+
+impl std::hash::Hash for Entry {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        h.write(&self.bytes[..usize::from(self.len)]);
+        h.write(&self.key[..usize::from(self.len)]);
     }
 }
 
@@ -231,7 +250,7 @@ impl Aggregator {
     pub fn new(group_by: &[Field]) -> Aggregator {
         Aggregator {
             group_by: group_by.to_vec(),
-            short: HashMap::default(),
+            short: HashSet::default(),
             long: HashMap::default(),
             keys: Vec::new(),
             key: Vec::with_capacity(128),
@@ -252,32 +271,40 @@ impl Aggregator {
         self.total.packets += packets;
         self.total.bytes += bytes;
         self.key.clear();
-        for f in &self.group_by {
+        for (i, f) in self.group_by.iter().enumerate() {
+            if i > 0 {
+                self.key.push(SEP);
+            }
             match r.get(*f) {
                 V::Null => self.key.push(0),
                 V::Str(s) | V::Digits(s) => self.key.extend_from_slice(s),
                 V::Num(n) => push_digits(&mut self.key, n),
             }
-            self.key.push(SEP);
         }
-        let slot = if self.key.len() <= INLINE {
-            let mut k = InlineKey {
+        if self.key.len() <= INLINE {
+            let mut probe = Entry {
                 len: self.key.len() as u8,
-                bytes: [0; INLINE],
+                key: [0; INLINE],
+                idx: 0,
+                records: Cell::new(0),
+                packets: Cell::new(0),
+                bytes: Cell::new(0),
             };
-            k.bytes[..self.key.len()].copy_from_slice(&self.key);
-            match self.short.get_mut(&k) {
-                Some(s) => s,
+            probe.key[..self.key.len()].copy_from_slice(&self.key);
+            let e = match self.short.get(&probe) {
+                Some(e) => e,
                 None => {
-                    let idx = self.new_group(r);
-                    self.short.entry(k).or_insert(Slot {
-                        idx,
-                        ..Slot::default()
-                    })
+                    probe.idx = self.new_group(r);
+                    let again = probe.clone();
+                    self.short.insert(probe);
+                    self.short.get(&again).expect("just inserted")
                 }
-            }
+            };
+            e.records.set(e.records.get() + 1);
+            e.packets.set(e.packets.get() + packets);
+            e.bytes.set(e.bytes.get() + bytes);
         } else {
-            match self.long.get_mut(&self.key[..]) {
+            let slot = match self.long.get_mut(&self.key[..]) {
                 Some(s) => s,
                 None => {
                     let idx = self.new_group(r);
@@ -288,11 +315,11 @@ impl Aggregator {
                             ..Slot::default()
                         })
                 }
-            }
-        };
-        slot.records += 1;
-        slot.packets += packets;
-        slot.bytes += bytes;
+            };
+            slot.records += 1;
+            slot.packets += packets;
+            slot.bytes += bytes;
+        }
     }
 
     /// Keeps the key values of a new group; its index.
@@ -308,7 +335,13 @@ impl Aggregator {
         let mut keys: Vec<Option<Vec<Value>>> = self.keys.into_iter().map(Some).collect();
         let mut groups: Vec<Group> = self
             .short
-            .into_values()
+            .into_iter()
+            .map(|e| Slot {
+                idx: e.idx,
+                records: e.records.get(),
+                packets: e.packets.get(),
+                bytes: e.bytes.get(),
+            })
             .chain(self.long.into_values())
             .map(|s| Group {
                 key: keys[s.idx as usize].take().unwrap_or_default(),

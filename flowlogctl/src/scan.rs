@@ -16,7 +16,9 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
 use arrow_schema::DataType;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::ProjectionMask;
 use serde::Serialize;
 use std::fs::{self, File};
@@ -484,10 +486,29 @@ fn read_parquet<F: FnMut(&Row<'_>)>(
     visit: &mut F,
 ) -> Result<()> {
     let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file.try_clone()?)
         .with_context(|| format!("{}: not a Parquet file", path.display()))?;
-    // Columns by the record's key (or the same name with `_`).
+    // Text columns are read as string views: a short value (most addresses
+    // and ids) sits in its view, with no copy into a values buffer.
     let schema = builder.schema().clone();
+    let views: Vec<arrow_schema::FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 => {
+                std::sync::Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View))
+            }
+            _ => f.clone(),
+        })
+        .collect();
+    let options = ArrowReaderOptions::new().with_schema(std::sync::Arc::new(
+        arrow_schema::Schema::new_with_metadata(views, schema.metadata().clone()),
+    ));
+    let builder = match ArrowReaderMetadata::try_new(builder.metadata().clone(), options) {
+        Ok(meta) => ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta),
+        Err(_) => builder,
+    };
+    // Columns by the record's key (or the same name with `_`).
     let mut wanted: Vec<(Field, usize)> = Vec::new();
     for f in needs.fields() {
         let alt = f.name().replace('-', "_");
