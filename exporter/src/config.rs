@@ -826,6 +826,12 @@ pub struct ClickhouseSink {
     /// `timeout_ms`: one HTTP request's limit, milliseconds. Default 30000.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// `senders`: INSERTs in flight at once, 1 to 16, each from its own
+    /// thread and connection. Default 2. Batches start in spool order; with
+    /// more than one, a later batch may land before an earlier one (1 keeps
+    /// arrival order strict; docs/DESIGN.md, "ClickHouse sink").
+    #[serde(default = "default_senders")]
+    pub senders: u32,
 }
 
 /// A `clickhouse` sink's `mode`.
@@ -853,6 +859,10 @@ fn default_max_spool_bytes() -> u64 {
 
 fn default_timeout_ms() -> u64 {
     30_000
+}
+
+fn default_senders() -> u32 {
+    2
 }
 
 // ---------------------------------------------------------------------------

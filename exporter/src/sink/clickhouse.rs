@@ -7,9 +7,20 @@
 //!   another UTC day (the table's partition) would join it, so that one
 //!   INSERT is one block and one part: all or nothing.
 //! - A sealed batch is written to `spool_dir` as `<seq>.rowbinary` (written
-//!   to a temporary name, fsynced, renamed), then sent in order, oldest first;
-//!   it is deleted once ClickHouse answered 200. A failed send leaves it there
-//!   and retries with exponential backoff (per endpoint, 200 ms to 30 s).
+//!   to a temporary name, one fsync, renamed, the folder fsynced) and handed
+//!   at once to one of `senders` threads (default 2), each with its own
+//!   connection, so that the next batch is encoded while earlier ones are
+//!   inserted and ClickHouse (one thread per INSERT) inserts several at a
+//!   time. Batches *start* in sequence order, oldest first, and none starts
+//!   while an older one must wait (backoff, a pending check); so with `k`
+//!   senders batch `n + k` starts only once batch `n` is in, and a batch
+//!   lands at most `k - 1` places from its place in the spool (`senders: 1`
+//!   keeps arrival order strict). A batch is deleted once ClickHouse
+//!   answered 200 (possibly before an older one still in flight). A failed
+//!   send leaves it there and retries with exponential backoff (per
+//!   endpoint, 200 ms to 30 s). The senders only read the spool; the sink's
+//!   thread keeps every decision and file change. Memory: the batch being
+//!   built plus one batch per sender.
 //! - Every batch carries a `batch_id` (a random salt drawn per process plus
 //!   the spool's sequence number) in every row. Before a send, the endpoint is
 //!   written to `<seq>.maybe`; when an attempt ends without a certain answer
@@ -31,6 +42,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::{ErrorKind, Read, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
 /// The table's columns, in the order of every `RowBinary` row: RECORDS.md's
@@ -88,6 +100,8 @@ const PUMP_BUDGET: Duration = Duration::from_millis(800);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Seconds in a day (the table is partitioned by UTC day of `window_start`).
 const DAY: u64 = 86_400;
+/// Most sender threads (`senders`).
+pub const MAX_SENDERS: u32 = 16;
 
 /// A ClickHouse table behind one or more endpoints.
 #[derive(Debug)]
@@ -107,16 +121,22 @@ pub struct ClickhouseSink {
     batch_age: Duration,
     max_spool_bytes: u64,
     building: Option<Building>,
+    /// The spool's batches in sequence order, those in flight included.
     spooled: VecDeque<Spooled>,
     /// Bytes of the files in `spooled`.
     spool_bytes: u64,
+    /// For the batch checks (the INSERTs go out from the senders).
     agent: ureq::Agent,
+    /// One job queue per sender thread.
+    senders: Vec<Sender<Job>>,
+    /// Senders without a job.
+    idle: Vec<usize>,
+    /// The senders' answers.
+    done: Receiver<Done>,
     /// Why the head batch waits (`None`: nothing waits for a failure).
     stalled: Option<String>,
     /// A problem that does not stop delivery but should be seen once.
     notice: Option<String>,
-    /// Reused read buffer for spool files.
-    file_buf: Vec<u8>,
     /// Reused text buffer for IPv6 addresses.
     text: String,
 }
@@ -159,6 +179,29 @@ struct Spooled {
     /// Endpoints (indices) whose attempt with this batch had no certain
     /// outcome.
     maybe: Vec<usize>,
+    /// A sender is sending it (to `maybe[0]`).
+    in_flight: bool,
+}
+
+/// One INSERT, handed to a sender thread.
+struct Job {
+    seq: u64,
+    endpoint: usize,
+    /// `<endpoint>/`.
+    url: String,
+    insert: String,
+    query_id: String,
+    rows: u64,
+    path: PathBuf,
+    header_len: usize,
+}
+
+/// A sender's answer to a [`Job`].
+struct Done {
+    sender: usize,
+    seq: u64,
+    endpoint: usize,
+    result: Result<(), Fail>,
 }
 
 /// How one request failed.
@@ -177,12 +220,24 @@ impl Fail {
     }
 }
 
-/// Where the head batch stands after one try.
+/// What to do with the oldest batch not in flight.
 enum Step {
-    /// Delivered (or found already delivered): drop it.
+    /// Delivered (found by a check): drop it.
     Done,
     /// Not now: the reason.
     Wait(String),
+    /// Send it to this endpoint.
+    Send(usize),
+}
+
+/// How long [`ClickhouseSink::pump`] waits for the senders.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// Until at most this many batches wait for a sender behind those in
+    /// flight (`deliver`: the next window is encoded while they send).
+    Backlog(usize),
+    /// Until nothing is in flight and nothing more can be sent now.
+    Drained,
 }
 
 impl ClickhouseSink {
@@ -196,6 +251,12 @@ impl ClickhouseSink {
                 "clickhouse sink: no endpoints; give at least one, e.g. \"http://127.0.0.1:8123\""
                     .into(),
             );
+        }
+        if opts.senders == 0 || opts.senders > MAX_SENDERS {
+            return Err(format!(
+                "clickhouse sink: senders {} is out of range; give 1 to {MAX_SENDERS}",
+                opts.senders
+            ));
         }
         if opts.batch_records == 0 || opts.batch_records > MAX_BATCH_RECORDS {
             return Err(format!(
@@ -238,14 +299,17 @@ impl ClickhouseSink {
             COLUMNS.join(", ")
         );
         let timeout = Duration::from_millis(opts.timeout_ms.max(1000));
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .timeout_global(Some(timeout))
-            // ClickHouse closes idle connections after 3 s (keep_alive_timeout).
-            .max_idle_age(Duration::from_secs(2))
-            .build()
-            .into();
+        let (done_tx, done) = mpsc::channel();
+        let mut senders = Vec::new();
+        for k in 0..opts.senders as usize {
+            let (tx, jobs) = mpsc::channel();
+            let (agent, done_tx) = (agent(timeout), done_tx.clone());
+            std::thread::Builder::new()
+                .name(format!("clickhouse-send-{k}"))
+                .spawn(move || sender(k, &agent, &jobs, &done_tx))
+                .map_err(|e| format!("clickhouse sink: cannot start a sender thread: {e}"))?;
+            senders.push(tx);
+        }
         Ok(ClickhouseSink {
             endpoints,
             mode: opts.mode,
@@ -261,10 +325,12 @@ impl ClickhouseSink {
             building: None,
             spooled: found.batches.into(),
             spool_bytes,
-            agent,
+            agent: agent(timeout),
+            idle: (0..senders.len()).rev().collect(),
+            senders,
+            done,
             stalled: None,
             notice: found.notice,
-            file_buf: Vec::new(),
             text: String::new(),
         })
     }
@@ -340,35 +406,141 @@ impl ClickhouseSink {
             window_min: b.window_min,
             window_max: b.window_max,
             maybe: Vec::new(),
+            in_flight: false,
         });
         Ok(())
     }
 
-    /// Sends spooled batches, oldest first, until `until` or the first that
-    /// must wait.
-    fn pump(&mut self, until: Instant) {
-        while let Some(head) = self.spooled.front().cloned() {
-            match self.step(&head) {
+    /// Sends spooled batches, oldest first, on up to `senders` connections,
+    /// until `until` or `enough`. Batches start in sequence order, and none
+    /// starts while an older one must wait (for an endpoint's backoff or
+    /// its check); INSERTs in flight when it returns are collected by the
+    /// next call.
+    fn pump(&mut self, until: Instant, enough: Until) {
+        loop {
+            while let Ok(d) = self.done.try_recv() {
+                self.finish(d);
+            }
+            self.dispatch();
+            let busy = self.spooled.iter().filter(|b| b.in_flight).count();
+            let queued = self.spooled.len() - busy;
+            let now = Instant::now();
+            let done = match enough {
+                Until::Backlog(k) => queued <= k,
+                Until::Drained => false,
+            };
+            if busy == 0 || done || now >= until {
+                return;
+            }
+            match self.done.recv_timeout(until - now) {
+                Ok(d) => self.finish(d),
+                Err(RecvTimeoutError::Timeout) => return,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// Waits for every INSERT in flight to end (each is bounded by
+    /// `timeout_ms`), so that its `.maybe` marker tells the truth.
+    fn settle(&mut self) {
+        while self.spooled.iter().any(|b| b.in_flight) {
+            match self.done.recv() {
+                Ok(d) => self.finish(d),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Hands the oldest batches not in flight to idle senders, in sequence
+    /// order, up to the first that must wait (its reason is kept in
+    /// `stalled`).
+    fn dispatch(&mut self) {
+        let mut k = 0;
+        while k < self.spooled.len() && !self.idle.is_empty() {
+            if self.spooled[k].in_flight {
+                k += 1;
+                continue;
+            }
+            let b = self.spooled[k].clone();
+            match self.step(&b) {
                 Step::Done => {
-                    self.spooled.pop_front();
-                    self.spool_bytes -= head.file_bytes;
-                    let _ = fs::remove_file(self.path(head.seq, BATCH_EXT));
-                    let _ = fs::remove_file(self.path(head.seq, MAYBE_EXT));
+                    self.drop_batch(k);
                     self.stalled = None;
                 }
                 Step::Wait(why) => {
                     self.stalled = Some(why);
                     return;
                 }
-            }
-            if Instant::now() >= until {
-                return;
+                Step::Send(i) => {
+                    self.set_maybe(b.seq, &[i]);
+                    let job = Job {
+                        seq: b.seq,
+                        endpoint: i,
+                        url: format!("{}/", self.endpoints[i].url),
+                        insert: self.insert.clone(),
+                        query_id: query_id(b.batch_id),
+                        rows: b.rows,
+                        path: self.path(b.seq, BATCH_EXT),
+                        header_len: b.header_len,
+                    };
+                    let Some(w) = self.idle.pop() else { return };
+                    if self.senders[w].send(job).is_err() {
+                        // A sender that died (it cannot, short of a panic).
+                        self.stalled = Some("a sender thread is gone".into());
+                        return;
+                    }
+                    self.spooled[k].in_flight = true;
+                    k += 1;
+                }
             }
         }
-        self.stalled = None;
+        if self.spooled.is_empty() {
+            self.stalled = None;
+        }
     }
 
-    /// One try at the head batch.
+    /// Takes a sender's answer.
+    fn finish(&mut self, d: Done) {
+        self.idle.push(d.sender);
+        let Some(k) = self.spooled.iter().position(|b| b.seq == d.seq) else {
+            return;
+        };
+        self.spooled[k].in_flight = false;
+        let i = d.endpoint;
+        match d.result {
+            Ok(()) => {
+                self.succeeded(i);
+                self.last_good = i;
+                self.drop_batch(k);
+                self.stalled = None;
+            }
+            Err(Fail::Certain(why)) => {
+                self.set_maybe(d.seq, &[]);
+                self.failed(i, why);
+                let b = self.spooled[k].clone();
+                self.stalled = Some(self.waiting_on(i, &b, false));
+            }
+            Err(Fail::Uncertain(why)) => {
+                self.failed(i, why);
+                let b = self.spooled[k].clone();
+                self.stalled = Some(self.waiting_on(i, &b, true));
+            }
+        }
+        if self.spooled.is_empty() {
+            self.stalled = None;
+        }
+    }
+
+    /// Removes delivered batch `spooled[k]` and its files.
+    fn drop_batch(&mut self, k: usize) {
+        if let Some(b) = self.spooled.remove(k) {
+            self.spool_bytes -= b.file_bytes;
+            let _ = fs::remove_file(self.path(b.seq, BATCH_EXT));
+            let _ = fs::remove_file(self.path(b.seq, MAYBE_EXT));
+        }
+    }
+
+    /// What to do with batch `b`, not in flight.
     fn step(&mut self, b: &Spooled) -> Step {
         // An earlier attempt may have landed: ask where it went first.
         let mut maybe = b.maybe.clone();
@@ -403,32 +575,18 @@ impl ClickhouseSink {
             ClickhouseMode::Shards => (b.seq % n as u64) as usize,
             ClickhouseMode::Replicas => self.last_good,
         };
-        let mut tried = None;
-        for k in 0..n {
-            let i = (first + k) % n;
-            if !self.due(i) {
-                continue;
-            }
-            tried = Some(i);
-            self.set_maybe(b.seq, &[i]);
-            match self.insert(i, b) {
-                Ok(()) => {
-                    self.succeeded(i);
-                    self.last_good = i;
-                    return Step::Done;
-                }
-                Err(Fail::Certain(why)) => {
-                    self.set_maybe(b.seq, &[]);
-                    self.failed(i, why);
-                }
-                Err(Fail::Uncertain(why)) => {
-                    self.failed(i, why);
-                    return Step::Wait(self.waiting_on(i, b, true));
-                }
+        // A certain failure made its endpoint wait: the next one due takes
+        // the batch.
+        match (0..n).map(|k| (first + k) % n).find(|&i| self.due(i)) {
+            Some(i) => Step::Send(i),
+            None => {
+                let i = (0..n)
+                    .map(|k| (first + k) % n)
+                    .min_by_key(|&i| self.endpoints[i].next_try)
+                    .unwrap_or(first);
+                Step::Wait(self.waiting_on(i, b, false))
             }
         }
-        let i = tried.unwrap_or(first);
-        Step::Wait(self.waiting_on(i, b, false))
     }
 
     fn due(&self, i: usize) -> bool {
@@ -485,46 +643,6 @@ impl ClickhouseSink {
         }
         if let Some(s) = self.spooled.iter_mut().find(|s| s.seq == seq) {
             s.maybe = at.to_vec();
-        }
-    }
-
-    /// Sends batch `b` to endpoint `i`.
-    fn insert(&mut self, i: usize, b: &Spooled) -> Result<(), Fail> {
-        let path = self.path(b.seq, BATCH_EXT);
-        self.file_buf.clear();
-        let read = File::open(&path).and_then(|mut f| f.read_to_end(&mut self.file_buf));
-        if let Err(e) = read {
-            return Err(Fail::Certain(format!(
-                "cannot read {}: {e}; was the spool changed by hand?",
-                path.display()
-            )));
-        }
-        let body = self.file_buf.get(b.header_len..).unwrap_or_default();
-        let url = format!("{}/", self.endpoints[i].url);
-        let qid = query_id(b.batch_id);
-        let answer = self
-            .agent
-            .post(&url)
-            .query("query", &self.insert)
-            .query("query_id", &qid)
-            // One block, so one part: all or nothing.
-            .query("max_insert_block_size", (b.rows + 1).to_string())
-            .send(body);
-        match answer {
-            Err(e) => Err(classify(&e)),
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let text = resp.into_body().read_to_string().unwrap_or_default();
-                if status == 200 {
-                    if text.contains("DB::Exception") {
-                        Err(Fail::Uncertain(server_error(status, &text)))
-                    } else {
-                        Ok(())
-                    }
-                } else {
-                    Err(Fail::Certain(server_error(status, &text)))
-                }
-            }
         }
     }
 
@@ -592,7 +710,7 @@ impl ClickhouseSink {
                 .as_ref()
                 .is_some_and(|b| b.day == day && b.rows < self.batch_records);
             if !fits {
-                self.seal()?;
+                self.seal_and_send()?;
                 let b = self.start_batch(day);
                 self.building = Some(b);
             }
@@ -604,9 +722,17 @@ impl ClickhouseSink {
             b.window_min = b.window_min.min(r.window_start);
             b.window_max = b.window_max.max(r.window_start);
             if b.rows >= self.batch_records {
-                self.seal()?;
+                self.seal_and_send()?;
             }
         }
+        Ok(())
+    }
+
+    /// Seals the batch being built and hands it to an idle sender, if any,
+    /// without waiting: the senders send while the next batch is encoded.
+    fn seal_and_send(&mut self) -> Result<(), String> {
+        self.seal()?;
+        self.pump(Instant::now(), Until::Drained);
         Ok(())
     }
 }
@@ -635,7 +761,10 @@ impl Deliver for ClickhouseSink {
             ));
         }
         self.take(w)?;
-        self.pump(Instant::now() + PUMP_BUDGET);
+        // Back-pressure: wait while more batches queue than the senders
+        // take next.
+        let backlog = self.senders.len();
+        self.pump(Instant::now() + PUMP_BUDGET, Until::Backlog(backlog));
         Ok(())
     }
 
@@ -647,14 +776,14 @@ impl Deliver for ClickhouseSink {
         if old {
             self.seal()?;
         }
-        self.pump(Instant::now() + PUMP_BUDGET);
+        self.pump(Instant::now() + PUMP_BUDGET, Until::Drained);
         self.health()
     }
 
     fn close(&mut self, deadline: Instant) -> Result<(), String> {
         let sealed = self.seal();
         loop {
-            self.pump(deadline);
+            self.pump(deadline, Until::Drained);
             let now = Instant::now();
             if self.spooled.is_empty() || now >= deadline {
                 break;
@@ -669,6 +798,7 @@ impl Deliver for ClickhouseSink {
                 .clamp(now + Duration::from_millis(10), deadline);
             std::thread::sleep(next - now);
         }
+        self.settle();
         sealed?;
         if self.spooled.is_empty() {
             return self.health();
@@ -679,6 +809,80 @@ impl Deliver for ClickhouseSink {
             self.stalled.as_deref().unwrap_or("out of time"),
             self.dir.display()
         ))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Senders
+
+/// An HTTP client with the sink's limits.
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_global(Some(timeout))
+        // ClickHouse closes idle connections after 3 s (keep_alive_timeout).
+        .max_idle_age(Duration::from_secs(2))
+        .build()
+        .into()
+}
+
+/// A sender thread: sends the INSERTs it is given, one at a time, on its
+/// own connection, and answers each. It only reads the spool; the sink
+/// removes files. Ends when the sink is dropped.
+fn sender(me: usize, agent: &ureq::Agent, jobs: &Receiver<Job>, done: &Sender<Done>) {
+    let mut buf = Vec::new();
+    while let Ok(job) = jobs.recv() {
+        let result = send_insert(agent, &job, &mut buf);
+        // Do not hold a large batch's bytes while idle.
+        if buf.capacity() > 64 << 20 {
+            buf = Vec::new();
+        }
+        let answer = Done {
+            sender: me,
+            seq: job.seq,
+            endpoint: job.endpoint,
+            result,
+        };
+        if done.send(answer).is_err() {
+            return;
+        }
+    }
+}
+
+/// Sends one batch's INSERT.
+fn send_insert(agent: &ureq::Agent, job: &Job, buf: &mut Vec<u8>) -> Result<(), Fail> {
+    buf.clear();
+    let read = File::open(&job.path).and_then(|mut f| f.read_to_end(buf));
+    if let Err(e) = read {
+        return Err(Fail::Certain(format!(
+            "cannot read {}: {e}; was the spool changed by hand?",
+            job.path.display()
+        )));
+    }
+    let body = buf.get(job.header_len..).unwrap_or_default();
+    let answer = agent
+        .post(&job.url)
+        .query("query", &job.insert)
+        .query("query_id", &job.query_id)
+        // One block, so one part: all or nothing.
+        .query("max_insert_block_size", (job.rows + 1).to_string())
+        .send(body);
+    match answer {
+        Err(e) => Err(classify(&e)),
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let text = resp.into_body().read_to_string().unwrap_or_default();
+            if status == 200 {
+                if text.contains("DB::Exception") {
+                    Err(Fail::Uncertain(server_error(status, &text)))
+                } else {
+                    Ok(())
+                }
+            } else {
+                Err(Fail::Certain(server_error(status, &text)))
+            }
+        }
     }
 }
 
@@ -951,6 +1155,7 @@ fn read_batch(seq: u64, path: &Path) -> Result<Spooled, String> {
         window_min,
         window_max,
         maybe: Vec::new(),
+        in_flight: false,
     })
 }
 
