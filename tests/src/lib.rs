@@ -1341,6 +1341,59 @@ pub fn plugin_lib() -> &'static Path {
     })
 }
 
+// ---------------------------------------------------------------------------
+// The operator socket
+
+/// A client of the operator socket.
+pub struct OpClient {
+    w: std::os::unix::net::UnixStream,
+    r: std::io::BufReader<std::os::unix::net::UnixStream>,
+    id: u64,
+}
+
+impl OpClient {
+    /// Connects, waiting up to 30 s for the socket to appear.
+    pub fn connect(path: &Path) -> OpClient {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(s) => {
+                    let r = std::io::BufReader::new(s.try_clone().expect("clone"));
+                    return OpClient { w: s, r, id: 0 };
+                }
+                Err(e) if std::time::Instant::now() > until => panic!("{}: {e}", path.display()),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+    }
+
+    /// Sends one request and reads its reply.
+    pub fn call(&mut self, cmd: &str, args: serde_json::Value) -> serde_json::Value {
+        use std::io::{BufRead, Write};
+        self.id += 1;
+        let req = serde_json::json!({"v": 1, "id": self.id, "cmd": cmd, "args": args});
+        writeln!(self.w, "{req}").expect("send");
+        let mut line = String::new();
+        self.r.read_line(&mut line).expect("reply");
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(v["id"], serde_json::json!(self.id), "{v}");
+        v
+    }
+
+    /// A change that must succeed: returns the first frame under it and
+    /// the packet time it took effect at.
+    pub fn change(&mut self, cmd: &str, args: serde_json::Value) -> (u64, u64) {
+        let v = self.call(cmd, args);
+        assert_eq!(v["ok"], serde_json::json!(true), "{cmd}: {v}");
+        let r = &v["result"];
+        (
+            r["applied_at_frame"].as_u64().expect("frame"),
+            r["applied_at"].as_u64().expect("time"),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1431,58 +1484,5 @@ mod tests {
         );
         let (x, y) = (frames(&a), frames(&b));
         assert!(x.iter().zip(&y).all(|(p, q)| p.2 == q.2 && p.0 == q.0));
-    }
-}
-
-// ---------------------------------------------------------------------------
-// The operator socket
-
-/// A client of the operator socket.
-pub struct OpClient {
-    w: std::os::unix::net::UnixStream,
-    r: std::io::BufReader<std::os::unix::net::UnixStream>,
-    id: u64,
-}
-
-impl OpClient {
-    /// Connects, waiting up to 30 s for the socket to appear.
-    pub fn connect(path: &Path) -> OpClient {
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            match std::os::unix::net::UnixStream::connect(path) {
-                Ok(s) => {
-                    let r = std::io::BufReader::new(s.try_clone().expect("clone"));
-                    return OpClient { w: s, r, id: 0 };
-                }
-                Err(e) if std::time::Instant::now() > until => panic!("{}: {e}", path.display()),
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
-            }
-        }
-    }
-
-    /// Sends one request and reads its reply.
-    pub fn call(&mut self, cmd: &str, args: serde_json::Value) -> serde_json::Value {
-        use std::io::{BufRead, Write};
-        self.id += 1;
-        let req = serde_json::json!({"v": 1, "id": self.id, "cmd": cmd, "args": args});
-        writeln!(self.w, "{req}").expect("send");
-        let mut line = String::new();
-        self.r.read_line(&mut line).expect("reply");
-        let v: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        assert_eq!(v["id"], serde_json::json!(self.id), "{v}");
-        v
-    }
-
-    /// A change that must succeed: returns the first frame under it and
-    /// the packet time it took effect at.
-    pub fn change(&mut self, cmd: &str, args: serde_json::Value) -> (u64, u64) {
-        let v = self.call(cmd, args);
-        assert_eq!(v["ok"], serde_json::json!(true), "{cmd}: {v}");
-        let r = &v["result"];
-        (
-            r["applied_at_frame"].as_u64().expect("frame"),
-            r["applied_at"].as_u64().expect("time"),
-        )
     }
 }

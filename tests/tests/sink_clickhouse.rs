@@ -73,7 +73,7 @@ fn records(seed: u64, fl: &str, ws: u64, n: usize) -> Vec<Record> {
                 },
                 vpc_id: "vpc-1".into(),
                 vswitch_id: format!("vsw-{}", k % 3),
-                vm_id: (k % 7 != 0).then(|| format!("i-{:x}", k % 1000)),
+                vm_id: (!k.is_multiple_of(7)).then(|| format!("i-{:x}", k % 1000)),
                 eni_id: eni,
                 srcaddr: None,
                 dstaddr: None,
@@ -124,12 +124,12 @@ fn records(seed: u64, fl: &str, ws: u64, n: usize) -> Vec<Record> {
                         (a >> 20) as u16
                     });
                     r.dstport = Some(if proto == 47 { 0 } else { (a >> 36) as u16 });
-                    r.direction = Some(if a % 2 == 0 {
+                    r.direction = Some(if a.is_multiple_of(2) {
                         Direction::In
                     } else {
                         Direction::Out
                     });
-                    r.action = Some(if a % 5 == 0 {
+                    r.action = Some(if a.is_multiple_of(5) {
                         Action::Reject
                     } else {
                         Action::Accept
@@ -420,7 +420,8 @@ fn a_lost_answer_is_checked_not_resent() {
     let port = lossy_proxy(srv.http, Arc::clone(&eat));
     let url = format!("http://127.0.0.1:{port}");
     let spool = tmp.path().join("spool");
-    let mut sink = ClickhouseSink::open(&opts(&[url.clone()], &spool, 1000), "hv").unwrap();
+    let mut sink =
+        ClickhouseSink::open(&opts(std::slice::from_ref(&url), &spool, 1000), "hv").unwrap();
     // The first INSERT lands, its answer is lost. (`deliver` hands the
     // batch to a sender; `tick` waits for its answer.)
     eat.store(1, Ordering::Release);
@@ -442,7 +443,8 @@ fn a_lost_answer_is_checked_not_resent() {
     );
     // A new sink on the spool (as after a crash) must not send it again either.
     drop(sink);
-    let mut sink = ClickhouseSink::open(&opts(&[url.clone()], &spool, 1000), "hv").unwrap();
+    let mut sink =
+        ClickhouseSink::open(&opts(std::slice::from_ref(&url), &spool, 1000), "hv").unwrap();
     let w2 = window(8, "fl", T0 + 60, 500);
     sink.deliver(&w2).unwrap();
     close_ok(&mut sink, 30);
@@ -639,7 +641,7 @@ fn a_replay_while_clickhouse_is_down_spools_and_the_next_run_delivers() {
     assert!(!want.is_empty());
     assert_eq!(
         count(
-            &srv_up(&mut srv),
+            srv_up(&mut srv),
             &format!("SELECT count() FROM {DB}.{TABLE}")
         ),
         0
