@@ -221,7 +221,15 @@ fn run(records: &[Record], format: StoreFormat, compress: Compress) -> Figures {
         .len();
     let encode = rates(|| {
         let n = match format {
-            StoreFormat::Parquet => write_records(records).expect("encode").len(),
+            StoreFormat::Parquet => {
+                let codec = match compress {
+                    Compress::Zstd => exporter::parquet::Codec::Zstd,
+                    Compress::None => exporter::parquet::Codec::Snappy,
+                };
+                exporter::parquet::write_records_as(records, codec)
+                    .expect("encode")
+                    .len()
+            }
             _ => {
                 let mut body = Vec::with_capacity(records.len() * 320);
                 records.iter().for_each(|r| r.write_json(&mut body));
@@ -263,6 +271,7 @@ fn main() {
     let jsonl = run(&records, StoreFormat::Jsonl, Compress::None);
     let jsonl_zstd = run(&records, StoreFormat::Jsonl, Compress::Zstd);
     let parquet = run(&records, StoreFormat::Parquet, Compress::None);
+    let parquet_zstd = run(&records, StoreFormat::Parquet, Compress::Zstd);
     let line = |sink: &str, f: &Figures, extra: String| {
         println!(
             "BENCH {{\"bench\":\"sink\",\"sink\":\"{sink}\",\"records\":{RECORDS},\
@@ -286,6 +295,15 @@ fn main() {
             ",\"jsonl_records_per_s\":{:.0},\"ratio\":{:.2}",
             jsonl.store.wall,
             parquet.store.wall / jsonl.store.wall
+        ),
+    );
+    line(
+        "parquet+zstd",
+        &parquet_zstd,
+        format!(
+            ",\"jsonl_records_per_s\":{:.0},\"ratio\":{:.2}",
+            jsonl.store.wall,
+            parquet_zstd.store.wall / jsonl.store.wall
         ),
     );
 }

@@ -3,7 +3,8 @@
 //! (UTC date and hour of the window start), named
 //! `<host>_<flow_log_id>_<window_start>.jsonl` (`.txt` for the text form,
 //! then `.zst` when compressed; `.parquet` for Parquet, never `.zst`: its
-//! column chunks are zstd-compressed inside the file, see [`crate::parquet`]).
+//! column chunks are compressed inside the file, Snappy by default and zstd
+//! with [`Compress::Zstd`], see [`crate::parquet`]).
 //!
 //! A file appears whole or not at all: it is written as `.<name>.tmp` in the
 //! same folder, synced, renamed, and the folder synced. Readers skip names
@@ -25,9 +26,9 @@ pub enum StoreFormat {
     Jsonl,
     /// The text form via [`Record::write_text`] (`.txt`).
     Text,
-    /// Apache Parquet via [`crate::parquet::write_records`] (`.parquet`): its
-    /// own zstd column compression, so [`Compress`] does not apply and the
-    /// name never gets `.zst`.
+    /// Apache Parquet via [`crate::parquet::write_records_as`] (`.parquet`):
+    /// column chunks compressed inside the file (Snappy, or zstd with
+    /// [`Compress::Zstd`]), so the name never gets `.zst`.
     Parquet,
 }
 
@@ -222,7 +223,11 @@ impl LocalStore {
                 body = text.into_bytes();
             }
             StoreFormat::Parquet => {
-                body = crate::parquet::write_records(records).map_err(|e| {
+                let codec = match self.compress {
+                    Compress::Zstd => crate::parquet::Codec::Zstd,
+                    Compress::None => crate::parquet::Codec::Snappy,
+                };
+                body = crate::parquet::write_records_as(records, codec).map_err(|e| {
                     io::Error::new(
                         e.kind(),
                         format!("local log store: encoding {name} as Parquet: {e}"),
@@ -608,7 +613,7 @@ mod tests {
     #[test]
     fn parquet_store_round_trip_and_path() {
         let root = tempfile::tempdir().unwrap();
-        // log_store_compress does not apply: no `.zst`, zstd inside.
+        // No `.zst` either way: Snappy inside, or zstd with log_store_compress.
         for (dir, compress) in [("plain", Compress::None), ("zst", Compress::Zstd)] {
             let store = LocalStore::new(root.path(), StoreFormat::Parquet, compress, "hv-0001");
             let path = store
