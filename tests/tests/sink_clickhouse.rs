@@ -663,3 +663,73 @@ fn srv_up(srv: &mut Server) -> &Server {
     srv.restart();
     srv
 }
+
+#[test]
+fn clickhouse_killed_mid_replay_then_restarted_holds_every_record_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::start(&tmp.path().join("ch"));
+    srv.create_table(DB, TABLE);
+    // Five minutes of traffic replayed at 30 times its speed (10 s): 60 s
+    // windows close, and their batches go out, while the replay runs.
+    let pcap = tmp.path().join("paced.pcap");
+    let g = flowlog_tests::run_flowlogd([
+        "gen",
+        "--out",
+        pcap.to_str().unwrap(),
+        "--packets",
+        "30000",
+        "--duration",
+        "300",
+        "--seed",
+        "9",
+    ]);
+    assert_eq!(g.code, Some(0), "{}", g.stderr);
+    let config = replay_config(&pcap, &srv.url(), &tmp.path().join("spool"));
+    let cfg = flowlog_tests::write_config(tmp.path(), &config);
+    let out = tmp.path().join("out");
+    let mut child = std::process::Command::new(flowlog_tests::flowlogd())
+        .args(["replay", "--quiet", "--json", "--pace", "30x", "--config"])
+        .arg(&cfg)
+        .arg("--pcap")
+        .arg(&pcap)
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    // Some windows in before the kill.
+    let until = t0 + Duration::from_secs(8);
+    while count(&srv, &format!("SELECT count() FROM {DB}.{TABLE}")) == 0 {
+        assert!(
+            Instant::now() < until,
+            "nothing reached ClickHouse before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the replay must still run when the server is killed"
+    );
+    srv.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    srv.restart();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "replay: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let summary: Value = serde_json::from_slice(o.stdout.trim_ascii_end()).unwrap();
+    assert_eq!(summary["sinks"][0]["lost_records"], 0, "{summary}");
+    let want = store_records(
+        &flowlog_tests::read_store(&out)
+            .iter()
+            .flat_map(|f| f.records.clone())
+            .collect::<Vec<_>>(),
+    );
+    assert!(want.len() > 100, "{} records", want.len());
+    assert_same("killed mid-replay", &select(&srv), &want);
+    assert_no_duplicate_batches(&srv, 100_000);
+}
