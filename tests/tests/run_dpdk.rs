@@ -536,6 +536,8 @@ fn run_serves_the_operator_socket_with_stats_and_a_live_change() {
     let w = &stats["workers"][0];
     assert_eq!(w["packets"], stats["dispatch"]["logged"], "{stats}");
     assert!(w["packets"].as_u64().unwrap() > 4_900, "{stats}");
+    // Forwarded to the uplink (what the policy accepted).
+    assert!(w["packets_out"].as_u64().unwrap() > 4_000, "{stats}");
     assert!(w["table_capacity"].as_u64().unwrap() > 0);
     let fls = stats["flow_logs"].as_array().unwrap();
     assert!(fls

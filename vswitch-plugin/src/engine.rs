@@ -46,6 +46,7 @@ struct Sample {
     at: Instant,
     worker_packets: Vec<u64>,
     worker_rejected: Vec<u64>,
+    worker_out: Vec<u64>,
     read: u64,
 }
 
@@ -338,11 +339,15 @@ impl Engine {
         v
     }
 
-    fn rates(&self, workers: &[crate::live::WorkerView], read: u64) -> (Vec<(f64, f64)>, f64) {
+    /// Per worker (in, rejected, out) packets per second, and frames read
+    /// per second.
+    #[allow(clippy::type_complexity)]
+    fn rates(&self, workers: &[crate::live::WorkerView], read: u64) -> (Vec<(f64, f64, f64)>, f64) {
         let now = Sample {
             at: Instant::now(),
             worker_packets: workers.iter().map(|w| w.counters.packets).collect(),
             worker_rejected: workers.iter().map(|w| w.counters.rejected).collect(),
+            worker_out: workers.iter().map(|w| w.packets_out).collect(),
             read,
         };
         let mut s = self.samples.lock();
@@ -369,13 +374,14 @@ impl Engine {
                                     now.worker_rejected[i],
                                     *b.worker_rejected.get(i).unwrap_or(&0),
                                 ),
+                                per(now.worker_out[i], *b.worker_out.get(i).unwrap_or(&0)),
                             )
                         })
                         .collect(),
                     per(now.read, b.read),
                 )
             }
-            None => (vec![(0.0, 0.0); workers.len()], 0.0),
+            None => (vec![(0.0, 0.0, 0.0); workers.len()], 0.0),
         };
         if s.1
             .as_ref()
@@ -403,12 +409,14 @@ impl Engine {
             .iter()
             .enumerate()
             .map(|(i, w)| {
-                let (pps, rps) = rates[i];
+                let (pps, rps, ops) = rates[i];
                 json!({
                     "worker": i,
                     "packets_in_per_s": pps,
                     "packets_rejected_per_s": rps,
+                    "packets_out_per_s": ops,
                     "packets": w.counters.packets,
+                    "packets_out": w.packets_out,
                     "logged": w.counters.observations,
                     "rejected": w.counters.rejected,
                     "evictions": w.counters.evictions,

@@ -737,6 +737,7 @@ fn publish_worker(
             .filter_map(|from| sh.ring(from, w))
             .map(|q| q.capacity() as u64)
             .sum(),
+        packets_out: sum.forwarded,
         malformed: sum.malformed,
         unmatched: sum.unmatched,
         not_ip: sum.not_ip,

@@ -77,6 +77,8 @@ pub struct WorkerView {
     pub ring_depth: u64,
     /// Capacity of its input ring.
     pub ring_capacity: u64,
+    /// Packets it sent on a port (`run`; a replay forwards nothing).
+    pub packets_out: u64,
     /// Frames it read with a malformed IP header (`run`; the replay's
     /// dispatcher counts its own).
     pub malformed: u64,
