@@ -152,7 +152,11 @@ fn line_chart(title: &str, series: &[(String, Vec<(u64, u64)>)]) -> Result<Strin
     let day = rfc3339(x0)[..10].to_owned();
     let fmt_x = move |x: &u64| -> String {
         let t = rfc3339(*x);
-        if span <= 86_400 {
+        // Ticks of a short span fall inside one minute: show seconds, so no
+        // two labels read the same.
+        if span < 3_600 {
+            t[11..19].to_owned()
+        } else if span <= 86_400 {
             t[11..16].to_owned()
         } else {
             format!("{} {}", &t[5..10], &t[11..16])
