@@ -20,6 +20,7 @@ use crate::live::{Live, Snapshot, LIVE_MAX_ENIS};
 use crate::policy::CompiledPolicy;
 use exporter::config::{self, Config, ConfigError, Eni};
 use exporter::merge::Plan;
+use exporter::sink::DeliveryStatus;
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
@@ -40,13 +41,12 @@ struct State {
     gone: Vec<bool>,
 }
 
-/// A sample of the counters, for per-second rates.
+/// A sample of the counters, for per-second rates: per worker, packets
+/// in, rejected and out; frames read.
 #[derive(Clone)]
 struct Sample {
     at: Instant,
-    worker_packets: Vec<u64>,
-    worker_rejected: Vec<u64>,
-    worker_out: Vec<u64>,
+    workers: Vec<[u64; 3]>,
     read: u64,
 }
 
@@ -278,55 +278,47 @@ impl Engine {
         }
     }
 
-    fn flow_log_json(&self, st: &State, f: &config::FlowLog) -> Value {
+    /// A flow log as CONFIG.md spells it, with what it delivered, its
+    /// delivery status and the ENIs it covers (`coverage`:
+    /// [`Config::coverage`] of the configuration, computed once by the
+    /// caller).
+    fn flow_log_json(&self, st: &State, f: &config::FlowLog, coverage: &[Vec<usize>]) -> Value {
         let mut v = serde_json::to_value(f).unwrap_or(Value::Null);
         let ex = self.live.exporter.lock();
-        if let Some((_, s)) = ex.flow_logs.iter().find(|(id, _)| id == &f.flow_log_id) {
-            v["records"] = json!(s.records);
-            v["records_ok"] = json!(s.ok);
-            v["records_nodata"] = json!(s.nodata);
-            v["records_skipdata"] = json!(s.skipdata);
-            v["windows"] = json!(s.windows);
-            v["last_window"] = json!(s.last_window);
-            v["local_error"] = json!(s.error);
-        } else {
-            v["records"] = json!(0);
-            v["windows"] = json!(0);
-            v["last_window"] = Value::Null;
-        }
-        let sinks: Vec<Value> = ex
-            .sinks
-            .iter()
-            .filter(|s| s.flow_log_id == f.flow_log_id)
-            .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
-            .collect();
-        let failed = ex
-            .sinks
-            .iter()
-            .find(|s| s.flow_log_id == f.flow_log_id && s.status != "SUCCESS");
-        let local_error = ex
+        let delivered = ex
             .flow_logs
             .iter()
             .find(|(id, _)| id == &f.flow_log_id)
-            .and_then(|(_, s)| s.error.clone());
-        let (status, reason) = match (failed, local_error) {
-            (_, Some(e)) => ("FAILED", Some(format!("local log store: {e}"))),
-            (Some(s), None) => (
-                "FAILED",
-                Some(format!(
-                    "sink {}: {}",
-                    s.sink_id,
-                    s.reason.clone().unwrap_or_default()
-                )),
-            ),
-            (None, None) => ("SUCCESS", None),
+            .map(|(_, s)| s);
+        let d = delivered.cloned().unwrap_or_default();
+        v["records"] = json!(d.records);
+        v["records_ok"] = json!(d.ok);
+        v["records_nodata"] = json!(d.nodata);
+        v["records_skipdata"] = json!(d.skipdata);
+        v["windows"] = json!(d.windows);
+        v["last_window"] = json!(d.last_window);
+        let sinks: Vec<&DeliveryStatus> = ex
+            .sinks
+            .iter()
+            .filter(|s| s.flow_log_id == f.flow_log_id)
+            .collect();
+        let reason = match (&d.error, sinks.iter().find(|s| s.status != "SUCCESS")) {
+            (Some(e), _) => Some(format!("local log store: {e}")),
+            (None, Some(s)) => Some(format!(
+                "sink {}: {}",
+                s.sink_id,
+                s.reason.as_deref().unwrap_or_default()
+            )),
+            (None, None) => None,
         };
-        v["delivery_status"] = json!(status);
+        v["delivery_status"] = json!(if reason.is_some() {
+            "FAILED"
+        } else {
+            "SUCCESS"
+        });
         v["delivery_error"] = json!(reason);
         v["sinks"] = json!(sinks);
-        let covered: Vec<&str> = st
-            .config
-            .coverage()
+        let covered: Vec<&str> = coverage
             .iter()
             .enumerate()
             .filter(|(_, fls)| {
@@ -340,48 +332,38 @@ impl Engine {
     }
 
     /// Per worker (in, rejected, out) packets per second, and frames read
-    /// per second.
-    #[allow(clippy::type_complexity)]
-    fn rates(&self, workers: &[crate::live::WorkerView], read: u64) -> (Vec<(f64, f64, f64)>, f64) {
+    /// per second, against a sample at least 0.2 s old (zero until there is
+    /// one); the newest sample becomes the base once it is a second old.
+    fn rates(&self, workers: &[crate::live::WorkerView], read: u64) -> (Vec<[f64; 3]>, f64) {
         let now = Sample {
             at: Instant::now(),
-            worker_packets: workers.iter().map(|w| w.counters.packets).collect(),
-            worker_rejected: workers.iter().map(|w| w.counters.rejected).collect(),
-            worker_out: workers.iter().map(|w| w.packets_out).collect(),
+            workers: workers
+                .iter()
+                .map(|w| [w.counters.packets, w.counters.rejected, w.packets_out])
+                .collect(),
             read,
         };
         let mut s = self.samples.lock();
-        // Rates against the older sample that is at least 0.2 s old; the
-        // newest becomes the base once it is a second old.
         let base = [s.1.as_ref(), s.0.as_ref()]
             .into_iter()
             .flatten()
-            .find(|b| now.at.duration_since(b.at) >= Duration::from_millis(200))
-            .cloned();
+            .find(|b| now.at.duration_since(b.at) >= Duration::from_millis(200));
         let out = match base {
             Some(b) => {
                 let dt = now.at.duration_since(b.at).as_secs_f64();
                 let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / dt;
-                (
-                    (0..workers.len())
-                        .map(|i| {
-                            (
-                                per(
-                                    now.worker_packets[i],
-                                    *b.worker_packets.get(i).unwrap_or(&0),
-                                ),
-                                per(
-                                    now.worker_rejected[i],
-                                    *b.worker_rejected.get(i).unwrap_or(&0),
-                                ),
-                                per(now.worker_out[i], *b.worker_out.get(i).unwrap_or(&0)),
-                            )
-                        })
-                        .collect(),
-                    per(now.read, b.read),
-                )
+                let workers = now
+                    .workers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| {
+                        let was = b.workers.get(i).copied().unwrap_or_default();
+                        [per(w[0], was[0]), per(w[1], was[1]), per(w[2], was[2])]
+                    })
+                    .collect();
+                (workers, per(now.read, b.read))
             }
-            None => (vec![(0.0, 0.0, 0.0); workers.len()], 0.0),
+            None => (vec![[0.0; 3]; workers.len()], 0.0),
         };
         if s.1
             .as_ref()
@@ -409,7 +391,7 @@ impl Engine {
             .iter()
             .enumerate()
             .map(|(i, w)| {
-                let (pps, rps, ops) = rates[i];
+                let [pps, rps, ops] = rates[i];
                 json!({
                     "worker": i,
                     "packets_in_per_s": pps,
@@ -448,12 +430,13 @@ impl Engine {
                 })
             })
             .collect();
+        let coverage = st.config.coverage();
         let fls: Vec<Value> = st
             .config
             .flow_logs
             .iter()
             .map(|f| {
-                let v = self.flow_log_json(&st, f);
+                let v = self.flow_log_json(&st, f, &coverage);
                 json!({
                     "flow_log_id": f.flow_log_id,
                     "status": v["status"],
@@ -675,11 +658,12 @@ impl Handler for Engine {
             "stats.prometheus" => Ok(json!({ "text": self.prometheus() })),
             "flow-logs.list" => {
                 let st = self.state.lock();
+                let coverage = st.config.coverage();
                 let fls: Vec<Value> = st
                     .config
                     .flow_logs
                     .iter()
-                    .map(|f| self.flow_log_json(&st, f))
+                    .map(|f| self.flow_log_json(&st, f, &coverage))
                     .collect();
                 Ok(json!({ "flow_logs": fls }))
             }
@@ -692,7 +676,7 @@ impl Handler for Engine {
                     .iter()
                     .find(|f| f.flow_log_id == id)
                     .ok_or_else(|| CtlError::new("not-found", format!("no flow log {id:?}; see flow-logs list")))?;
-                Ok(json!({ "flow_log": self.flow_log_json(&st, f) }))
+                Ok(json!({ "flow_log": self.flow_log_json(&st, f, &st.config.coverage()) }))
             }
             "flow-logs.create" => {
                 let fl = arg(args, "flow_log", "a flow log object as CONFIG.md spells it")?.clone();

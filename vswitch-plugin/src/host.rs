@@ -74,7 +74,7 @@ use crate::dpdk::{
 };
 use crate::export::{run_store_exporter, Clock, Delivered};
 use crate::flow::FlowTable;
-use crate::live::{Live, WorkerView, LIVE_MAX_ENIS, LIVE_SLICE};
+use crate::live::{Live, WorkerView};
 use crate::policy::{CompiledPolicy, Policy, PolicyCounters};
 use crate::replay::TABLES_PER_WORKER;
 use crate::wire::{self, LinkType, PacketMeta, ParseError};
@@ -475,22 +475,13 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
 
     let plan = Plan::from_config(cfg);
     // With the operator socket a flow log of any interval may come.
-    let slice = if live.is_some() {
-        LIVE_SLICE
-    } else {
-        plan.slice_secs()
-    };
+    let (slice, enis) = crate::live::sizing(live.is_some(), &plan, cfg.enis.len());
     let attribution = Arc::new(Attribution::from_config(cfg));
     let eni_port: Arc<[u16]> = eni_port.into();
     let compiled = Arc::new(CompiledPolicy::from_config(cfg));
     let store = LocalStore::new(opts.out.clone(), opts.format, opts.compress, &cfg.host);
     let sinks =
         SinkSet::open(cfg).map_err(|e| RunError::Setup(format!("opening the sinks: {e}")))?;
-    let enis = if live.is_some() {
-        LIVE_MAX_ENIS.max(cfg.enis.len())
-    } else {
-        cfg.enis.len()
-    };
     let mut handoffs: Vec<Arc<Handoff>> = Vec::new();
     let mut actives = Vec::new();
     for _ in 0..n {
@@ -719,16 +710,6 @@ fn publish_worker(
     sum: &RunSummary,
 ) {
     let v = WorkerView {
-        counters: worker.counters,
-        policy: worker.policy().counters,
-        table_len: worker.table_len() as u64,
-        table_capacity: sh
-            .opts
-            .flows_per_core
-            .max(crate::flow::PROBE)
-            .next_power_of_two() as u64,
-        conns: worker.policy().conns().len() as u64,
-        conns_capacity: worker.policy().conns().capacity() as u64,
         ring_depth: (0..sh.n)
             .filter_map(|from| sh.ring(from, w))
             .map(|q| q.len() as u64)
@@ -741,6 +722,7 @@ fn publish_worker(
         malformed: sum.malformed,
         unmatched: sum.unmatched,
         not_ip: sum.not_ip,
+        ..WorkerView::of(worker)
     };
     if let Some(slot) = l.workers.lock().get_mut(w) {
         *slot = v;

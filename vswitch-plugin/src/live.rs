@@ -5,8 +5,8 @@
 //! flag per burst and publishes its counters every few thousand packets.
 
 use crate::attrib::Attribution;
-use crate::policy::{CompiledPolicy, PolicyCounters};
-use crate::worker::WorkerCounters;
+use crate::policy::{CompiledPolicy, Policy, PolicyCounters};
+use crate::worker::{Worker, WorkerCounters};
 use exporter::merge::{FlowLogStats, Plan};
 use exporter::sink::DeliveryStatus;
 use parking_lot::{Condvar, Mutex};
@@ -86,6 +86,35 @@ pub struct WorkerView {
     pub unmatched: u64,
     /// Frames it read that are not IP (`run`).
     pub not_ip: u64,
+}
+
+impl WorkerView {
+    /// What every datapath shows of a worker: its counters, its policy's,
+    /// its table and connection table. Ring and frame figures are the
+    /// caller's to add.
+    pub fn of(w: &Worker<Policy>) -> WorkerView {
+        WorkerView {
+            counters: w.counters,
+            policy: w.policy().counters,
+            table_len: w.table_len() as u64,
+            table_capacity: w.table_capacity() as u64,
+            conns: w.policy().conns().len() as u64,
+            conns_capacity: w.policy().conns().capacity() as u64,
+            ..WorkerView::default()
+        }
+    }
+}
+
+/// Slice length and ENI room for a datapath: with the operator socket
+/// (`live`), [`LIVE_SLICE`] and [`LIVE_MAX_ENIS`] so that flow logs of any
+/// interval and new ENIs can come; without, the plan's slice and the
+/// configuration's ENIs.
+pub fn sizing(live: bool, plan: &Plan, enis: usize) -> (u64, usize) {
+    if live {
+        (LIVE_SLICE, LIVE_MAX_ENIS.max(enis))
+    } else {
+        (plan.slice_secs(), enis)
+    }
 }
 
 /// The dispatcher's figures (frames read and sorted), as last published.

@@ -16,7 +16,7 @@ use crate::attrib::{symmetric_hash, Attribution};
 use crate::capture::{Capture, TruncatedAt};
 use crate::export::{run_store_exporter, Clock, Delivered};
 use crate::flow::FlowTable;
-use crate::live::{DispatchView, Live, WorkerView, LIVE_MAX_ENIS, LIVE_SLICE};
+use crate::live::{DispatchView, Live, WorkerView};
 use crate::policy::{CompiledPolicy, Policy, PolicyCounters};
 use crate::wire::{self, PacketMeta, ParseError};
 use crate::worker::{Handoff, Seen, Worker, WorkerCounters, WORKER_BURST};
@@ -170,24 +170,11 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     }
     let live = opts.live.as_deref();
     let plan = Plan::from_config(cfg);
-    // With the operator socket a flow log of any interval may come: slices
-    // of the smallest interval fit them all.
-    let slice = if live.is_some() {
-        LIVE_SLICE
-    } else {
-        plan.slice_secs()
-    };
+    let (slice, enis) = crate::live::sizing(live.is_some(), &plan, cfg.enis.len());
     let attribution = Arc::new(Attribution::from_config(cfg));
     let compiled = Arc::new(CompiledPolicy::from_config(cfg));
     let store = LocalStore::new(opts.out.clone(), opts.format, opts.compress, &cfg.host);
     let sinks = SinkSet::open(cfg).map_err(ReplayError::Sink)?;
-    // With the operator socket ENIs may come: room for them in the skip
-    // counters.
-    let enis = if live.is_some() {
-        LIVE_MAX_ENIS.max(cfg.enis.len())
-    } else {
-        cfg.enis.len()
-    };
     let started = Instant::now();
 
     let clock = Clock::default();
@@ -239,7 +226,6 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             let worker = Worker::new(active, handoffs[0].clone(), slice, enis, policy);
             let mut feed = Inline {
                 worker,
-                flows: opts.flows_per_core,
                 handoff: handoffs[0].clone(),
                 burst: [Seen::default(); WORKER_BURST],
                 n: 0,
@@ -268,13 +254,12 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
                 let h = handoffs[i].clone();
                 let stop = &stop;
                 let policy = Policy::new(compiled.clone(), opts.conns_per_core);
-                let flows = opts.flows_per_core;
                 workers.push(
                     std::thread::Builder::new()
                         .name(format!("flowlog-worker-{i}"))
                         .spawn_scoped(s, move || {
                             let w = Worker::new(active, h, slice, enis, policy);
-                            worker_loop(w, &lane, stop, live.map(|l| (l, i, flows)))
+                            worker_loop(w, &lane, stop, live.map(|l| (l, i)))
                         })
                         .expect("spawn worker"),
                 );
@@ -336,30 +321,19 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     Ok(summary)
 }
 
-/// What a worker publishes for `stats`.
-fn worker_view(w: &Worker<Policy>, flows: usize, ring: (u64, u64)) -> WorkerView {
-    WorkerView {
-        counters: w.counters,
-        policy: w.policy().counters,
-        table_len: w.table_len() as u64,
-        table_capacity: flows.max(crate::flow::PROBE).next_power_of_two() as u64,
-        conns: w.policy().conns().len() as u64,
-        conns_capacity: w.policy().conns().capacity() as u64,
-        ring_depth: ring.0,
-        ring_capacity: ring.1,
-        ..WorkerView::default()
-    }
-}
-
 fn worker_loop(
     mut w: Worker<Policy>,
     lane: &Lane,
     stop: &AtomicBool,
-    live: Option<(&Live, usize, usize)>,
+    live: Option<(&Live, usize)>,
 ) -> (WorkerCounters, PolicyCounters) {
     let publish = |w: &Worker<Policy>| {
-        if let Some((l, i, flows)) = live {
-            let v = worker_view(w, flows, (lane.full.len() as u64, BATCHES as u64));
+        if let Some((l, i)) = live {
+            let v = WorkerView {
+                ring_depth: lane.full.len() as u64,
+                ring_capacity: BATCHES as u64,
+                ..WorkerView::of(w)
+            };
             if let Some(slot) = l.workers.lock().get_mut(i) {
                 *slot = v;
             }
@@ -421,7 +395,6 @@ trait Feed {
 /// One worker on the reading thread.
 struct Inline {
     worker: Worker<Policy>,
-    flows: usize,
     handoff: Arc<Handoff>,
     burst: [Seen; WORKER_BURST],
     n: usize,
@@ -458,7 +431,7 @@ impl Feed for Inline {
     }
     fn publish(&self, live: &Live) {
         if let Some(slot) = live.workers.lock().get_mut(0) {
-            *slot = worker_view(&self.worker, self.flows, (0, 0));
+            *slot = WorkerView::of(&self.worker);
         }
     }
 }
@@ -621,31 +594,26 @@ fn dispatch(
                 if let Some(l) = live {
                     publish_dispatch(l, &sum, now_ns / 1_000_000_000, feed);
                 }
-                loop {
-                    let now = Instant::now();
-                    if now >= due {
-                        break;
+            }
+            while let Some(left) = due.checked_duration_since(Instant::now()) {
+                if let Some(l) = live.filter(|l| l.has_pending()) {
+                    // The packet clock now: where the wait is.
+                    let virt = t0 + (wall0.elapsed().as_secs_f64() * p * 1e9) as u64;
+                    let at = now_ns.max(virt.min(f.ts_nanos)) / 1_000_000_000;
+                    let frame = sum.read - 1;
+                    if apply_pending(
+                        l,
+                        at,
+                        frame,
+                        started,
+                        feed,
+                        &mut attribution,
+                        &mut rotations,
+                    ) {
+                        publish_dispatch(l, &sum, at, feed);
                     }
-                    if let Some(l) = live {
-                        if l.has_pending() {
-                            // The packet clock now: where the wait is.
-                            let virt = t0 + ((now - wall0).as_secs_f64() * p * 1e9) as u64;
-                            let at = now_ns.max(virt.min(f.ts_nanos)) / 1_000_000_000;
-                            if apply_pending(
-                                l,
-                                at,
-                                sum.read - 1,
-                                started,
-                                feed,
-                                &mut attribution,
-                                &mut rotations,
-                            ) {
-                                publish_dispatch(l, &sum, at, feed);
-                            }
-                        }
-                    }
-                    std::thread::sleep((due - now).min(Duration::from_millis(5)));
                 }
+                std::thread::sleep(left.min(Duration::from_millis(5)));
             }
         }
         now_ns = now_ns.max(f.ts_nanos);

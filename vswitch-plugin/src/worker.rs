@@ -180,6 +180,8 @@ pub struct Worker<P: Verdicts> {
     slice: u64,
     started: bool,
     gen: u32,
+    /// Capacity of every table of its pool (they are made alike).
+    table_capacity: usize,
     policy: P,
     // Skips while no table was free, per ENI, for the current slice.
     orphan_skips: Box<[(u64, u64)]>,
@@ -214,6 +216,7 @@ impl<P: Verdicts> Worker<P> {
         policy: P,
     ) -> Self {
         Worker {
+            table_capacity: active.capacity(),
             table: Some(active),
             handoff,
             slice_secs: slice_secs.max(1),
@@ -358,6 +361,11 @@ impl<P: Verdicts> Worker<P> {
     /// The configuration generation in force.
     pub fn gen(&self) -> u32 {
         self.gen
+    }
+
+    /// Capacity of its tables, in flows.
+    pub fn table_capacity(&self) -> usize {
+        self.table_capacity
     }
 
     /// Flows in the table now.
