@@ -463,57 +463,18 @@ pub fn build(
     body.push_str(&over_time_section(&answers[0], o.series, &mut figures)?);
 
     // Top talkers.
-    let a = &answers[1];
-    let labels: Vec<String> = a
-        .groups
-        .iter()
-        .map(|g| format!("{} → {}", text(&g.key[0]), text(&g.key[1])))
-        .collect();
-    let rows = a
-        .groups
-        .iter()
-        .enumerate()
-        .map(|(i, g)| {
-            let mut r = vec![
-                Cell::Text((i + 1).to_string()),
-                Cell::Text(text(&g.key[0])),
-                Cell::Text(text(&g.key[1])),
-            ];
-            r.extend(sums(
-                &format!("top-talkers/{}->{}", text(&g.key[0]), text(&g.key[1])),
-                g,
-                ["bytes", "packets", "records"],
-            ));
-            r
-        })
-        .collect();
-    let t = FigTable {
-        id: "top-talkers",
-        head: ["#", "source", "destination", "bytes", "packets", "records"]
-            .map(String::from)
-            .to_vec(),
-        rows,
-    };
-    let chart = (!a.groups.is_empty())
-        .then(|| {
-            let v: Vec<u64> = a.groups.iter().map(|g| g.bytes).collect();
-            bar_chart(
-                &format!("Top {} talkers by bytes", o.top),
-                &labels,
-                &v,
-                true,
-                "bytes",
-                "bytes sent (OK records)",
-            )
-        })
-        .transpose()?;
-    body.push_str(&section(
-        "top-talkers",
-        "Top talkers",
-        "OK records summed by source and destination address. A flow between two ENIs of this host is logged at both ends (out and in) and counts twice.",
-        chart,
-        t.html(&mut figures),
-    ));
+    body.push_str(&pair_section(
+        &answers[1],
+        PairSection {
+            id: "top-talkers",
+            heads: ["source", "destination"],
+            chart_title: &format!("Top {} talkers by bytes", o.top),
+            legend: "bytes sent (OK records)",
+            title: "Top talkers",
+            about: "OK records summed by source and destination address. A flow between two ENIs of this host is logged at both ends (out and in) and counts twice.",
+        },
+        &mut figures,
+    )?);
 
     // Rejected.
     let a = &answers[2];
@@ -601,56 +562,18 @@ pub fn build(
 
     // Egress.
     if let Some(a) = answers.get(5) {
-        let labels: Vec<String> = a
-            .groups
-            .iter()
-            .map(|g| format!("{} → {}", text(&g.key[0]), text(&g.key[1])))
-            .collect();
-        let rows = a
-            .groups
-            .iter()
-            .enumerate()
-            .map(|(i, g)| {
-                let mut r = vec![
-                    Cell::Text((i + 1).to_string()),
-                    Cell::Text(text(&g.key[0])),
-                    Cell::Text(text(&g.key[1])),
-                ];
-                r.extend(sums(
-                    &format!("egress/{}->{}", text(&g.key[0]), text(&g.key[1])),
-                    g,
-                    ["bytes", "packets", "records"],
-                ));
-                r
-            })
-            .collect();
-        let t = FigTable {
-            id: "egress",
-            head: ["#", "eni-id", "destination", "bytes", "packets", "records"]
-                .map(String::from)
-                .to_vec(),
-            rows,
-        };
-        let chart = (!a.groups.is_empty())
-            .then(|| {
-                let v: Vec<u64> = a.groups.iter().map(|g| g.bytes).collect();
-                bar_chart(
-                    "Traffic leaving the VPC by bytes",
-                    &labels,
-                    &v,
-                    true,
-                    "bytes",
-                    "bytes to outside the VPC",
-                )
-            })
-            .transpose()?;
-        body.push_str(&section(
-            "egress",
-            "Traffic leaving the VPC",
-            "Accepted out records whose destination lies outside every CIDR of the ENI's VPC (the vSwitches' cidr and ipv6_cidr in the configuration), by ENI and destination.",
-            chart,
-            t.html(&mut figures),
-        ));
+        body.push_str(&pair_section(
+            a,
+            PairSection {
+                id: "egress",
+                heads: ["eni-id", "destination"],
+                chart_title: "Traffic leaving the VPC by bytes",
+                legend: "bytes to outside the VPC",
+                title: "Traffic leaving the VPC",
+                about: "Accepted out records whose destination lies outside every CIDR of the ENI's VPC (the vSwitches' cidr and ipv6_cidr in the configuration), by ENI and destination.",
+            },
+            &mut figures,
+        )?);
     } else {
         body.push_str(&section(
             "egress",
@@ -797,6 +720,70 @@ fn over_time_section(
         chart,
         t.html(figures),
     ))
+}
+
+/// A section of groups keyed by two values (top talkers, egress).
+struct PairSection<'a> {
+    /// Its id, which also starts each figure's key.
+    id: &'static str,
+    /// Headers of the two key columns.
+    heads: [&'static str; 2],
+    chart_title: &'a str,
+    /// The bars' legend.
+    legend: &'static str,
+    title: &'static str,
+    /// The sentence under the title.
+    about: &'static str,
+}
+
+/// A bar chart of bytes per key pair beside the table of its figures.
+fn pair_section(
+    a: &Answer,
+    p: PairSection<'_>,
+    figures: &mut BTreeMap<String, u64>,
+) -> Result<String> {
+    let key = |g: &Group| (text(&g.key[0]), text(&g.key[1]));
+    let labels: Vec<String> = a
+        .groups
+        .iter()
+        .map(|g| {
+            let (x, y) = key(g);
+            format!("{x} → {y}")
+        })
+        .collect();
+    let rows = a
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let (x, y) = key(g);
+            let mut r = vec![
+                Cell::Text((i + 1).to_string()),
+                Cell::Text(x.clone()),
+                Cell::Text(y.clone()),
+            ];
+            r.extend(sums(
+                &format!("{}/{x}->{y}", p.id),
+                g,
+                ["bytes", "packets", "records"],
+            ));
+            r
+        })
+        .collect();
+    let t = FigTable {
+        id: p.id,
+        head: ["#", p.heads[0], p.heads[1], "bytes", "packets", "records"]
+            .map(String::from)
+            .to_vec(),
+        rows,
+    };
+    let chart = (!a.groups.is_empty())
+        .then(|| {
+            let v: Vec<u64> = a.groups.iter().map(|g| g.bytes).collect();
+            bar_chart(p.chart_title, &labels, &v, true, "bytes", p.legend)
+        })
+        .transpose()?;
+    Ok(section(p.id, p.title, p.about, chart, t.html(figures)))
 }
 
 #[cfg(test)]
