@@ -33,7 +33,7 @@ impl Default for Clock {
 
 fn agg_of(e: &FlowEntry, slice: u64) -> Agg {
     Agg {
-        packets: e.packets,
+        packets: u64::from(e.packets),
         bytes: e.bytes,
         start: slice + u64::from(e.first),
         end: slice + u64::from(e.last),
@@ -96,7 +96,7 @@ pub fn run_exporter(
                 let mut skips = Vec::new();
                 t.drain(
                     |e| {
-                        count(&mut per_eni, e.key.eni, e.packets, e.bytes);
+                        count(&mut per_eni, e.key.eni, u64::from(e.packets), e.bytes);
                         merger.add_flow_in(gen, &e.key, &agg_of(e, slice))
                     },
                     |eni, s| skips.push((eni, s)),
@@ -112,7 +112,12 @@ pub fn run_exporter(
                 work = true;
                 match m {
                     Side::Evicted { slice, gen, entry } => {
-                        count(&mut per_eni, entry.key.eni, entry.packets, entry.bytes);
+                        count(
+                            &mut per_eni,
+                            entry.key.eni,
+                            u64::from(entry.packets),
+                            entry.bytes,
+                        );
                         merger.add_flow_in(gen, &entry.key, &agg_of(&entry, slice))
                     }
                     Side::Skipped {

@@ -5,18 +5,20 @@
 //! locks or waits for the exporter: a missing free table or a full eviction
 //! ring turns into counted, skipped packets (SKIPDATA).
 
-use crate::flow::{key_of, FlowEntry, FlowKey, FlowTable, Insert};
+use crate::flow::{key_of, FlowEntry, FlowKey, FlowTable, Insert, Judge, Sample};
 use crate::wire::PacketMeta;
 use crossbeam::queue::ArrayQueue;
 use exporter::record::{Action, Direction};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// How many packets ahead the worker asks the policy to prefetch.
-const VERDICT_AHEAD: usize = 6;
-
 /// How many keys ahead the worker prefetches table buckets.
-const PREFETCH_AHEAD: usize = 12;
+const PREFETCH_AHEAD: usize = 16;
+
+/// How many keys ahead the worker looks at a flow's entry (its bucket
+/// requested `PREFETCH_AHEAD - HINT_AHEAD` keys earlier) and prefetches
+/// what its policy hint will touch.
+const HINT_AHEAD: usize = 8;
 
 /// No ENI (in [`Seen::out_eni`] / [`Seen::in_eni`]).
 pub const NO_ENI: u16 = u16::MAX;
@@ -54,6 +56,83 @@ pub trait Verdicts: Send {
     /// The verdict for `m` at `eni` in direction `dir` at `now_ns` (Unix
     /// nanoseconds).
     fn judge(&mut self, eni: u16, dir: Direction, m: &PacketMeta, now_ns: u64) -> Action;
+
+    /// [`Verdicts::judge`], and a hint the worker keeps in the flow's entry
+    /// and hands to [`Verdicts::reuse`] for the flow's next packets:
+    /// [`HINT_NONE`] (judge every packet; the default), [`HINT_STATELESS`]
+    /// (an ACCEPT that depends on the flow key alone), or a value of the
+    /// policy's own (a tracked connection).
+    #[inline]
+    fn judge_hinted(
+        &mut self,
+        eni: u16,
+        dir: Direction,
+        m: &PacketMeta,
+        now_ns: u64,
+    ) -> (Action, u32) {
+        (self.judge(eni, dir, m, now_ns), HINT_NONE)
+    }
+
+    /// Whether a later packet of a flow whose last ACCEPTed packet was at
+    /// `last_secs` (Unix seconds, in the same table and configuration) is
+    /// accepted again without a judgement, as `judge` would accept it; if
+    /// so, the policy's state is refreshed as `judge` would refresh it.
+    /// `proto` is the flow's protocol; `secs`/`now_ns` the packet's time.
+    #[inline]
+    fn reuse(&mut self, hint: u32, _proto: u8, _last_secs: u64, _secs: u64, _now_ns: u64) -> bool {
+        hint == HINT_STATELESS
+    }
+
+    /// Brings what [`Verdicts::reuse`] of `hint` will touch into the cache
+    /// (called a few packets ahead; the default does nothing).
+    #[inline]
+    fn prefetch_hint(&self, _hint: u32) {}
+
+    /// Background work owed for `packets` packets that `reuse` let through
+    /// (the policy's expiry sweep), done once per burst.
+    #[inline]
+    fn housekeeping(&mut self, _now_ns: u64, _packets: usize) {}
+}
+
+/// A hint: no verdict may be reused, every packet is judged.
+pub const HINT_NONE: u32 = u32::MAX;
+
+/// A hint: an ACCEPT that follows from the flow key alone (the same
+/// addresses, ports, protocol, ENI and direction get it again), reusable
+/// for as long as the flow's table and configuration last.
+pub const HINT_STATELESS: u32 = u32::MAX - 1;
+
+/// One observation as [`FlowTable::record`] sees the policy: a host's
+/// verdict is used as is (and never reused), otherwise the policy's.
+struct Packet<'a, P: Verdicts> {
+    policy: &'a mut P,
+    seen: &'a Seen,
+    eni: u16,
+    dir: Direction,
+    proto: u8,
+    reused: bool,
+}
+
+impl<P: Verdicts> Judge for Packet<'_, P> {
+    #[inline(always)]
+    fn reuse(&mut self, hint: u32, last_secs: u64) -> bool {
+        let s = self.seen;
+        self.reused = s.host_verdict.is_none()
+            && self.policy.reuse(hint, self.proto, last_secs, s.secs, s.ns);
+        self.reused
+    }
+
+    #[inline(never)]
+    fn judge(&mut self) -> (Action, u32) {
+        let s = self.seen;
+        match s.host_verdict {
+            Some(a) => (a, HINT_NONE),
+            None => {
+                let (a, hint) = self.policy.judge_hinted(self.eni, self.dir, &s.meta, s.ns);
+                (a, if a == Action::Accept { hint } else { HINT_NONE })
+            }
+        }
+    }
 }
 
 /// No policy: every packet is accepted.
@@ -64,6 +143,11 @@ impl Verdicts for AcceptAll {
     #[inline]
     fn judge(&mut self, _: u16, _: Direction, _: &PacketMeta, _: u64) -> Action {
         Action::Accept
+    }
+
+    #[inline]
+    fn judge_hinted(&mut self, _: u16, _: Direction, _: &PacketMeta, _: u64) -> (Action, u32) {
+        (Action::Accept, HINT_STATELESS)
     }
 }
 
@@ -326,8 +410,10 @@ impl<P: Verdicts> Worker<P> {
     /// the table so far goes to the exporter (recorded under the previous
     /// generation), a fresh one continues the same slice, and `apply`
     /// changes the verdicts (e.g. new rules; tracked connections stay).
+    /// The table is handed over even when `gen` is the one in force: the
+    /// verdicts its flows remember were given under the old rules.
     pub fn reconfigure(&mut self, gen: u32, apply: impl FnOnce(&mut P)) {
-        if gen == self.gen {
+        if gen == self.gen && self.table.as_ref().is_none_or(|t| t.is_empty()) {
             apply(&mut self.policy);
             return;
         }
@@ -386,88 +472,89 @@ impl<P: Verdicts> Worker<P> {
         }
     }
 
-    #[inline(always)]
-    fn prefetch_policy(&self, s: &Seen) {
-        if s.host_verdict.is_none() {
-            if s.out_eni != NO_ENI {
-                self.policy.prefetch(s.out_eni, &s.meta);
-            }
-            if s.in_eni != NO_ENI {
-                self.policy.prefetch(s.in_eni, &s.meta);
-            }
-        }
-    }
-
     /// Records a burst of packets (at most [`WORKER_BURST`]). Hashes every
     /// key and prefetches its bucket before touching any entry.
+    ///
+    /// Each observation (a packet at the ENI that sent it, then at the ENI
+    /// it is addressed to) is first looked up under its ACCEPT key: a flow
+    /// the table already holds carries the hint its policy gave, and when
+    /// [`Verdicts::reuse`] says it still holds, the packet is counted with
+    /// no judgement (established traffic: one memory access per packet,
+    /// the flow's). Otherwise the policy judges it and the entry is written
+    /// with the verdict and the new hint. A REJECT key is placed by the hash
+    /// of its ACCEPT twin, so both share one home bucket.
     pub fn process(&mut self, pkts: &[Seen]) {
         debug_assert!(pkts.len() <= WORKER_BURST);
         let pkts = &pkts[..pkts.len().min(WORKER_BURST)];
         self.ensure_table();
         self.burst_len = pkts.len();
         self.verdicts[..pkts.len()].fill(Action::Accept);
-        // Pass 1: verdicts and keys (east-west: `in` only if `out` accepted),
-        // with the policy's state for a packet VERDICT_AHEAD on requested.
+        // Pass 1: the ACCEPT keys of every observation, and their hashes.
         let mut n = 0;
-        for s in pkts.iter().take(VERDICT_AHEAD) {
-            self.prefetch_policy(s);
-        }
         for (pi, s) in pkts.iter().enumerate() {
-            if let Some(ahead) = pkts.get(pi + VERDICT_AHEAD) {
-                self.prefetch_policy(ahead);
-            }
-            if s.out_eni != NO_ENI {
-                let a = match s.host_verdict {
-                    Some(a) => a,
-                    None => self.policy.judge(s.out_eni, Direction::Out, &s.meta, s.ns),
-                };
-                self.keys[n] = key_of(&s.meta, s.out_eni, Direction::Out, a);
-                self.which[n] = pi as u8;
-                n += 1;
-                if a == Action::Reject {
-                    self.verdicts[pi] = Action::Reject;
-                    continue;
-                }
-            }
-            if s.in_eni != NO_ENI {
-                let a = match s.host_verdict {
-                    Some(a) => a,
-                    None => self.policy.judge(s.in_eni, Direction::In, &s.meta, s.ns),
-                };
-                self.keys[n] = key_of(&s.meta, s.in_eni, Direction::In, a);
-                self.which[n] = pi as u8;
-                n += 1;
-                if a == Action::Reject {
-                    self.verdicts[pi] = Action::Reject;
+            for (eni, dir) in [(s.out_eni, Direction::Out), (s.in_eni, Direction::In)] {
+                if eni != NO_ENI {
+                    self.keys[n] = key_of(&s.meta, eni, dir, Action::Accept);
+                    self.which[n] = pi as u8;
+                    n += 1;
                 }
             }
         }
         for i in 0..n {
             self.hashes[i] = self.keys[i].hash();
         }
-        // Pass 2: the table, with the bucket PREFETCH_AHEAD keys on already
-        // requested (a bounded distance: more outstanding misses than the
-        // core's fill buffers only stall the prefetches themselves).
+        // Pass 2: verdicts and the table, with the bucket PREFETCH_AHEAD keys
+        // on already requested (a bounded distance: more outstanding misses
+        // than the core's fill buffers only stall the prefetches themselves).
         if let Some(t) = self.table.as_ref() {
             for i in 0..n.min(PREFETCH_AHEAD) {
                 t.prefetch(self.hashes[i]);
             }
-        }
-        self.counters.packets += pkts.len() as u64;
-        for i in 0..n {
-            if i + PREFETCH_AHEAD < n {
-                if let Some(t) = self.table.as_ref() {
-                    t.prefetch(self.hashes[i + PREFETCH_AHEAD]);
+            for i in 0..n.min(HINT_AHEAD) {
+                if let Some(hint) = t.peek_hint(&self.keys[i], self.hashes[i]) {
+                    self.policy.prefetch_hint(hint);
                 }
             }
-            let s = &pkts[usize::from(self.which[i])];
+        }
+        self.counters.packets += pkts.len() as u64;
+        let mut reused = 0;
+        let mut now_ns = 0;
+        for i in 0..n {
+            if let Some(t) = self.table.as_ref() {
+                if i + PREFETCH_AHEAD < n {
+                    t.prefetch(self.hashes[i + PREFETCH_AHEAD]);
+                }
+                if i + HINT_AHEAD < n {
+                    let j = i + HINT_AHEAD;
+                    if let Some(hint) = t.peek_hint(&self.keys[j], self.hashes[j]) {
+                        self.policy.prefetch_hint(hint);
+                    }
+                }
+            }
+            let pi = usize::from(self.which[i]);
+            let s = &pkts[pi];
+            // East-west: a packet the sender's egress rejected never reaches
+            // the receiver, which records nothing.
+            if self.verdicts[pi] == Action::Reject {
+                continue;
+            }
             self.advance(s.secs);
+            now_ns = s.ns;
             let key = self.keys[i];
             self.counters.observations += 1;
-            if key.action() == Action::Reject {
-                self.counters.rejected += 1;
-            }
+            let h = match self.table.as_ref() {
+                Some(t) if t.slice_start() == self.slice => self.hashes[i],
+                _ => key.hash(),
+            };
             let Some(t) = self.table.as_mut() else {
+                let a = match s.host_verdict {
+                    Some(a) => a,
+                    None => self.policy.judge(key.eni, key.direction(), &s.meta, s.ns),
+                };
+                if a == Action::Reject {
+                    self.verdicts[pi] = Action::Reject;
+                    self.counters.rejected += 1;
+                }
                 let o =
                     &mut self.orphan_skips[usize::from(key.eni).min(self.orphan_skips.len() - 1)];
                 o.0 += 1;
@@ -476,13 +563,27 @@ impl<P: Verdicts> Worker<P> {
                 self.counters.skipped += 1;
                 continue;
             };
-            let h = if t.slice_start() == self.slice {
-                self.hashes[i]
-            } else {
-                key.hash()
-            };
             let may_evict = self.handoff.side.len() < self.handoff.side.capacity();
-            match t.update(&key, h, s.meta.bytes, s.secs, s.meta.tcp_flags, may_evict) {
+            let mut v = Packet {
+                policy: &mut self.policy,
+                seen: s,
+                eni: key.eni,
+                dir: key.direction(),
+                proto: key.proto,
+                reused: false,
+            };
+            let pkt = Sample {
+                bytes: s.meta.bytes,
+                secs: s.secs,
+                flags: s.meta.tcp_flags,
+            };
+            let (a, ins) = t.record(&key, h, pkt, may_evict, &mut v);
+            reused += usize::from(v.reused);
+            if a == Action::Reject {
+                self.verdicts[pi] = Action::Reject;
+                self.counters.rejected += 1;
+            }
+            match ins {
                 Insert::Updated | Insert::Inserted => {}
                 Insert::Evicted(entry) => {
                     self.counters.evictions += 1;
@@ -497,6 +598,9 @@ impl<P: Verdicts> Worker<P> {
                 }
                 Insert::Skipped => self.counters.skipped += 1,
             }
+        }
+        if reused > 0 {
+            self.policy.housekeeping(now_ns, reused);
         }
     }
 

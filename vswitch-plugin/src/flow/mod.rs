@@ -5,7 +5,7 @@
 mod table;
 
 pub use exporter::key::{FlowKey, META_OUT, META_REJECT, META_V6};
-pub use table::{FlowEntry, FlowTable, Insert, Skipped, PROBE};
+pub use table::{FlowEntry, FlowTable, Insert, Judge, Sample, Skipped, PROBE};
 
 use crate::wire::PacketMeta;
 use exporter::record::{Action, Direction};

@@ -4,8 +4,9 @@
 //! merges it back into its window), or, when the caller cannot take an
 //! eviction, the packet is counted as skipped for its ENI (SKIPDATA).
 
-use super::FlowKey;
+use super::{FlowKey, META_REJECT};
 use crate::mem;
+use exporter::record::Action;
 
 /// Entries examined for a key before the table counts as full for it.
 pub const PROBE: usize = 16;
@@ -16,10 +17,14 @@ pub const PROBE: usize = 16;
 pub struct FlowEntry {
     /// The key.
     pub key: FlowKey,
-    /// Packets.
-    pub packets: u64,
     /// IP-level bytes.
     pub bytes: u64,
+    /// Packets (an entry about to pass `u32::MAX` goes to the exporter, which
+    /// merges it, and starts again).
+    pub packets: u32,
+    /// What the policy said may be reused for this flow's next packets
+    /// (see [`crate::worker::Verdicts::judge_hinted`]).
+    pub hint: u32,
     /// Seconds from the table's slice start to the first packet.
     pub first: u16,
     /// Seconds from the table's slice start to the last packet.
@@ -32,6 +37,54 @@ pub struct FlowEntry {
 
 const _: () = assert!(std::mem::size_of::<FlowEntry>() == 64);
 
+/// Whether two keys differ in their verdict bit at most.
+#[inline(always)]
+fn twins(a: &FlowKey, b: &FlowKey) -> bool {
+    a.src == b.src
+        && a.dst == b.dst
+        && a.sport == b.sport
+        && a.dport == b.dport
+        && a.eni == b.eni
+        && a.proto == b.proto
+        && (a.meta | META_REJECT) == (b.meta | META_REJECT)
+}
+
+impl FlowEntry {
+    /// A new entry holding one packet.
+    #[inline(always)]
+    fn first(key: FlowKey, bytes: u32, off: u16, flags: u8, hint: u32) -> FlowEntry {
+        FlowEntry {
+            key,
+            packets: 1,
+            bytes: u64::from(bytes),
+            hint,
+            first: off,
+            last: off,
+            flags,
+            used: true,
+        }
+    }
+
+    /// Adds one packet of `bytes` bytes at `off` seconds into the slice.
+    /// Every field is read before any is written: `first` and `last` are
+    /// neighbours, and a wide load of both right after a narrow store to
+    /// one of them would wait for the store (no store-to-load forwarding).
+    #[inline(always)]
+    fn count(&mut self, bytes: u32, off: u16, flags: u8) {
+        let (first, last) = (self.first.min(off), self.last.max(off));
+        let (packets, total, f) = (
+            self.packets + 1,
+            self.bytes + u64::from(bytes),
+            self.flags | flags,
+        );
+        self.packets = packets;
+        self.bytes = total;
+        self.first = first;
+        self.last = last;
+        self.flags = f;
+    }
+}
+
 /// Skipped traffic of one ENI in one slice.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Skipped {
@@ -39,6 +92,26 @@ pub struct Skipped {
     pub packets: u64,
     /// Their IP-level bytes.
     pub bytes: u64,
+}
+
+/// What one packet adds to its flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    /// IP-level bytes.
+    pub bytes: u32,
+    /// Packet time, Unix seconds.
+    pub secs: u64,
+    /// TCP flags.
+    pub flags: u8,
+}
+
+/// The verdict side of [`FlowTable::record`].
+pub trait Judge {
+    /// Whether the flow's remembered `hint` still gives ACCEPT for this
+    /// packet, its previous packet having been at `last_secs`.
+    fn reuse(&mut self, hint: u32, last_secs: u64) -> bool;
+    /// The packet's verdict, and the hint to remember with it.
+    fn judge(&mut self) -> (Action, u32);
 }
 
 /// What [`FlowTable::update`] did.
@@ -150,11 +223,11 @@ impl FlowTable {
         &mut self,
         key: &FlowKey,
         hash: u64,
-        bytes: u32,
-        secs: u64,
-        flags: u8,
+        pkt: Sample,
         may_evict: bool,
+        hint: u32,
     ) -> Insert {
+        let Sample { bytes, secs, flags } = pkt;
         let off = secs
             .saturating_sub(self.slice_start)
             .min(u64::from(u16::MAX)) as u16;
@@ -169,6 +242,7 @@ impl FlowTable {
                     key: *key,
                     packets: 1,
                     bytes: u64::from(bytes),
+                    hint,
                     first: off,
                     last: off,
                     flags,
@@ -178,11 +252,14 @@ impl FlowTable {
                 return Insert::Inserted;
             }
             if e.key == *key {
-                e.packets += 1;
-                e.bytes += u64::from(bytes);
-                e.last = e.last.max(off);
-                e.first = e.first.min(off);
-                e.flags |= flags;
+                if e.packets == u32::MAX {
+                    // Full counters: the exporter merges this part, the
+                    // entry starts again with this packet.
+                    oldest = i;
+                    break;
+                }
+                e.hint = hint;
+                e.count(bytes, off, flags);
                 return Insert::Updated;
             }
             if e.last < oldest_last {
@@ -198,12 +275,110 @@ impl FlowTable {
             key: *key,
             packets: 1,
             bytes: u64::from(bytes),
+            hint,
             first: off,
             last: off,
             flags,
             used: true,
         };
         Insert::Evicted(std::mem::replace(&mut self.entries[oldest], new))
+    }
+
+    /// The hint of `key`'s flow if it sits in its home slot (a cheap look a
+    /// few packets ahead, to prefetch what reusing the hint will touch).
+    #[inline(always)]
+    pub fn peek_hint(&self, key: &FlowKey, hash: u64) -> Option<u32> {
+        let e = &self.entries[hash as usize & self.mask];
+        (e.used && e.key == *key).then_some(e.hint)
+    }
+
+    /// Records one packet of a flow whose verdict is not known yet, with one
+    /// walk of the probe window. `key` is the flow's ACCEPT key, `hash` its
+    /// hash (the REJECT twin lives in the same window). If the table holds
+    /// the ACCEPT flow and `v` reuses its hint (given the flow's last packet,
+    /// Unix seconds), the packet is counted there with no judgement.
+    /// Otherwise `v` judges it, and the packet goes to the flow of that
+    /// verdict (its hint written there) as [`FlowTable::update`] would.
+    #[inline(always)]
+    pub fn record(
+        &mut self,
+        key: &FlowKey,
+        hash: u64,
+        pkt: Sample,
+        may_evict: bool,
+        v: &mut impl Judge,
+    ) -> (Action, Insert) {
+        let Sample { bytes, secs, flags } = pkt;
+        let off = secs
+            .saturating_sub(self.slice_start)
+            .min(u64::from(u16::MAX)) as u16;
+        let home = hash as usize & self.mask;
+        // One walk: the ACCEPT flow (reused right there when it can be), its
+        // REJECT twin, the first free slot, the oldest entry.
+        let (mut acc, mut rej, mut free) = (None, None, None);
+        let mut oldest = home;
+        let mut oldest_last = u16::MAX;
+        for p in 0..PROBE {
+            let i = (home + p) & self.mask;
+            let e = &mut self.entries[i];
+            if !e.used {
+                free = Some(i);
+                break;
+            }
+            if twins(&e.key, key) {
+                if e.key.meta & META_REJECT != 0 {
+                    rej = Some(i);
+                } else {
+                    if e.packets < u32::MAX && v.reuse(e.hint, self.slice_start + u64::from(e.last))
+                    {
+                        e.count(bytes, off, flags);
+                        return (Action::Accept, Insert::Updated);
+                    }
+                    acc = Some(i);
+                }
+            }
+            if e.last < oldest_last {
+                oldest_last = e.last;
+                oldest = i;
+            }
+        }
+        let (action, hint) = v.judge();
+        let at = match action {
+            Action::Accept => acc,
+            Action::Reject => rej,
+        };
+        let mut k = *key;
+        if action == Action::Reject {
+            k.meta |= META_REJECT;
+        }
+        let slot = match (at, free) {
+            (Some(i), _) => {
+                let e = &mut self.entries[i];
+                if e.packets < u32::MAX {
+                    e.hint = hint;
+                    e.count(bytes, off, flags);
+                    return (action, Insert::Updated);
+                }
+                // Full counters: the exporter merges this part, the entry
+                // starts again with this packet.
+                i
+            }
+            (None, Some(i)) => {
+                self.entries[i] = FlowEntry::first(k, bytes, off, flags, hint);
+                self.len += 1;
+                return (action, Insert::Inserted);
+            }
+            (None, None) => oldest,
+        };
+        if !may_evict {
+            self.skip(k.eni, bytes);
+            return (action, Insert::Skipped);
+        }
+        let new = FlowEntry::first(k, bytes, off, flags, hint);
+        (
+            action,
+            Insert::Evicted(std::mem::replace(&mut self.entries[slot], new)),
+        )
     }
 
     /// Hands every entry and every ENI's skip count to the callbacks, leaving
@@ -238,6 +413,11 @@ impl FlowTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::worker::HINT_NONE;
+
+    fn smp(bytes: u32, secs: u64, flags: u8) -> Sample {
+        Sample { bytes, secs, flags }
+    }
     use proptest::prelude::*;
 
     fn key(n: u32) -> FlowKey {
@@ -261,11 +441,17 @@ mod tests {
         t.reset(600);
         let k = key(1);
         assert_eq!(
-            t.update(&k, k.hash(), 100, 605, 0x02, true),
+            t.update(&k, k.hash(), smp(100, 605, 0x02), true, HINT_NONE),
             Insert::Inserted
         );
-        assert_eq!(t.update(&k, k.hash(), 40, 601, 0x10, true), Insert::Updated);
-        assert_eq!(t.update(&k, k.hash(), 60, 650, 0x01, true), Insert::Updated);
+        assert_eq!(
+            t.update(&k, k.hash(), smp(40, 601, 0x10), true, HINT_NONE),
+            Insert::Updated
+        );
+        assert_eq!(
+            t.update(&k, k.hash(), smp(60, 650, 0x01), true, HINT_NONE),
+            Insert::Updated
+        );
         let (f, s) = collect(&mut t);
         assert_eq!(f.len(), 1);
         assert_eq!(
@@ -284,19 +470,22 @@ mod tests {
         for n in 0..PROBE as u32 {
             let k = key(n);
             assert_eq!(
-                t.update(&k, 0, 10, u64::from(n) + 1, 0, true),
+                t.update(&k, 0, smp(10, u64::from(n) + 1, 0), true, HINT_NONE),
                 Insert::Inserted
             );
         }
         let k = key(100);
-        match t.update(&k, 0, 10, 20, 0, true) {
+        match t.update(&k, 0, smp(10, 20, 0), true, HINT_NONE) {
             Insert::Evicted(e) => {
                 assert_eq!(e.key, key(0), "the entry with the oldest last packet")
             }
             other => panic!("expected an eviction, got {other:?}"),
         }
         let k = FlowKey { eni: 3, ..key(101) };
-        assert_eq!(t.update(&k, 0, 77, 21, 0, false), Insert::Skipped);
+        assert_eq!(
+            t.update(&k, 0, smp(77, 21, 0), false, HINT_NONE),
+            Insert::Skipped
+        );
         let (f, s) = collect(&mut t);
         assert_eq!(f.len(), PROBE);
         assert_eq!(
@@ -320,6 +509,87 @@ mod tests {
         assert_eq!(t.bytes(), 1024 * 64);
     }
 
+    /// A scripted policy for `record`: the hint it reuses, the verdict it gives.
+    struct Script {
+        reuse: Option<u32>,
+        verdict: (Action, u32),
+        judged: u32,
+    }
+
+    impl Judge for Script {
+        fn reuse(&mut self, hint: u32, _last: u64) -> bool {
+            self.reuse == Some(hint)
+        }
+        fn judge(&mut self) -> (Action, u32) {
+            self.judged += 1;
+            self.verdict
+        }
+    }
+
+    #[test]
+    fn record_reuses_a_remembered_verdict_and_keeps_rejects_apart() {
+        let mut t = FlowTable::new(64, 1);
+        t.reset(0);
+        let k = key(7);
+        let mut v = Script {
+            reuse: Some(5),
+            verdict: (Action::Accept, 5),
+            judged: 0,
+        };
+        let h = k.hash();
+        assert_eq!(
+            t.record(&k, h, smp(10, 1, 0), true, &mut v),
+            (Action::Accept, Insert::Inserted)
+        );
+        assert_eq!(
+            t.record(&k, h, smp(10, 2, 0), true, &mut v),
+            (Action::Accept, Insert::Updated)
+        );
+        assert_eq!(v.judged, 1, "the second packet reused hint 5");
+        // The hint no longer holds: judged again, now REJECT, into its own flow.
+        v.reuse = None;
+        v.verdict = (Action::Reject, HINT_NONE);
+        assert_eq!(
+            t.record(&k, h, smp(10, 3, 0), true, &mut v),
+            (Action::Reject, Insert::Inserted)
+        );
+        assert_eq!(
+            t.record(&k, h, smp(10, 4, 0), true, &mut v),
+            (Action::Reject, Insert::Updated)
+        );
+        assert_eq!(v.judged, 3);
+        let (f, _) = collect(&mut t);
+        let mut got: Vec<(bool, u32)> = f
+            .iter()
+            .map(|e| (e.key.meta & META_REJECT != 0, e.packets))
+            .collect();
+        got.sort();
+        assert_eq!(got, vec![(false, 2), (true, 2)]);
+    }
+
+    #[test]
+    fn an_entry_with_full_counters_goes_to_the_exporter() {
+        let mut t = FlowTable::new(16, 1);
+        t.reset(0);
+        let k = key(1);
+        assert_eq!(
+            t.update(&k, 0, smp(10, 1, 0), true, HINT_NONE),
+            Insert::Inserted
+        );
+        t.entries[0].packets = u32::MAX;
+        match t.update(&k, 0, smp(20, 2, 0), true, HINT_NONE) {
+            Insert::Evicted(e) => assert_eq!((e.key, e.packets, e.bytes), (k, u32::MAX, 10)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!((t.entries[0].packets, t.entries[0].bytes), (1, 20));
+        assert_eq!(t.len(), 1);
+        t.entries[0].packets = u32::MAX;
+        assert_eq!(
+            t.update(&k, 0, smp(30, 3, 0), false, HINT_NONE),
+            Insert::Skipped
+        );
+    }
+
     proptest! {
         // Whatever the order and collisions, every packet ends in exactly one
         // place: a drained entry, an eviction, or a skip count.
@@ -333,14 +603,14 @@ mod tests {
                 let k = key(n);
                 pk += 1;
                 by += u64::from(bytes);
-                if let Insert::Evicted(e) = t.update(&k, k.hash() & 0xF, bytes, 1, 0, may) {
-                    out_p += e.packets;
+                if let Insert::Evicted(e) = t.update(&k, k.hash() & 0xF, smp(bytes, 1, 0), may, HINT_NONE) {
+                    out_p += u64::from(e.packets);
                     out_b += e.bytes;
                 }
             }
             let (f, s) = collect(&mut t);
             for e in &f {
-                out_p += e.packets;
+                out_p += u64::from(e.packets);
                 out_b += e.bytes;
             }
             for (_, k) in &s {

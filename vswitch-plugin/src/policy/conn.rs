@@ -96,7 +96,7 @@ impl ConnKey {
         exporter::key::hash_words(self.words())
     }
 
-    fn idle(&self) -> u64 {
+    pub fn idle(&self) -> u64 {
         if self.proto == 6 {
             TCP_IDLE
         } else {
@@ -105,13 +105,12 @@ impl ConnKey {
     }
 }
 
-/// One slot: the key and the time (Unix ns) of the last accepted packet,
-/// aligned to a cache line so a lookup's key compare touches one line.
+/// One slot: the key, aligned to a cache line so a lookup's key compare
+/// touches one line. Its expiry time is in the table's dense `deadlines`.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C, align(64))]
 pub struct Slot {
     key: ConnKey,
-    last: u64,
 }
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 64);
@@ -150,6 +149,11 @@ const HI: u64 = 0x8080_8080_8080_8080;
 #[derive(Debug)]
 pub struct ConnTable {
     slots: HugeSlice<Slot>,
+    /// Per slot, when its connection expires (Unix ns): its last accepted
+    /// packet's time plus its idle timeout. Apart from the keys, so that
+    /// refreshing a connection writes into a small dense array (8 bytes a
+    /// connection) rather than into the key's cache line.
+    deadlines: Box<[u64]>,
     tags: Box<[u64]>,
     bmask: usize,
     cursor: usize,
@@ -163,6 +167,7 @@ impl ConnTable {
         let n = conns.max(2 * WINDOW).next_power_of_two();
         ConnTable {
             slots: HugeSlice::zeroed(n),
+            deadlines: vec![0u64; n].into_boxed_slice(),
             tags: vec![0u64; n / WINDOW].into_boxed_slice(),
             bmask: n / WINDOW - 1,
             cursor: 0,
@@ -186,8 +191,8 @@ impl ConnTable {
     }
 
     #[inline(always)]
-    fn live(s: &Slot, now: u64) -> bool {
-        now.saturating_sub(s.last) < s.key.idle()
+    fn live(&self, i: usize, now: u64) -> bool {
+        now < self.deadlines[i]
     }
 
     #[inline(always)]
@@ -260,7 +265,7 @@ impl ConnTable {
     /// Whether the probed connection is tracked and unexpired at `now`.
     #[inline]
     pub fn tracked(&self, p: &Probe, now: u64) -> bool {
-        p.slot.is_some_and(|i| Self::live(&self.slots[i], now))
+        p.slot.is_some_and(|i| self.live(i, now))
     }
 
     /// Whether `k` is a tracked, unexpired connection at `now`.
@@ -292,33 +297,63 @@ impl ConnTable {
     /// since), at `now`.
     #[inline]
     pub fn touch_at(&mut self, k: &ConnKey, p: &Probe, now: u64) -> Touch {
+        self.touch_slot(k, p, now).0
+    }
+
+    /// [`ConnTable::touch_at`], and the slot the connection is in (`None`
+    /// when the table is full).
+    #[inline]
+    pub fn touch_slot(&mut self, k: &ConnKey, p: &Probe, now: u64) -> (Touch, Option<usize>) {
         let Probe { b1, b2, tag, slot } = *p;
         if let Some(i) = slot {
-            let s = &mut self.slots[i];
-            if Self::live(s, now) {
-                s.last = s.last.max(now);
-                return Touch::Refreshed;
+            let d = now + k.idle();
+            if self.live(i, now) {
+                self.deadlines[i] = self.deadlines[i].max(d);
+                return (Touch::Refreshed, Some(i));
             }
             // Expired: it starts again as a new connection.
-            s.last = now;
-            return Touch::Opened;
+            self.deadlines[i] = d;
+            return (Touch::Opened, Some(i));
         }
         // A free slot, or one whose connection has expired, in either bucket.
         for b in [b1, b2] {
             for j in 0..WINDOW {
                 let i = b * WINDOW + j;
                 let used = self.tag_at(i) != 0;
-                if !used || !Self::live(&self.slots[i], now) {
+                if !used || !self.live(i, now) {
                     if !used {
                         self.len += 1;
                     }
-                    self.slots[i] = Slot { key: *k, last: now };
+                    self.slots[i] = Slot { key: *k };
+                    self.deadlines[i] = now + k.idle();
                     self.set_tag(i, tag);
-                    return Touch::Opened;
+                    return (Touch::Opened, Some(i));
                 }
             }
         }
-        Touch::Full
+        (Touch::Full, None)
+    }
+
+    /// Prefetches what [`ConnTable::refresh`] of slot `i` touches (ignored
+    /// if out of range).
+    #[inline(always)]
+    pub fn prefetch_slot(&self, i: usize) {
+        if let Some(d) = self.deadlines.get(i) {
+            crate::mem::prefetch(d);
+        }
+    }
+
+    /// Refreshes the connection in slot `i` with a packet at `now` (Unix
+    /// ns). For a caller that knows the connection is there and live: its
+    /// slot was returned by [`ConnTable::touch_slot`] and a packet of it has
+    /// been accepted since less than its idle timeout ago (a live slot is
+    /// never emptied or reused).
+    #[inline(always)]
+    pub fn refresh(&mut self, i: usize, now: u64, idle: u64) {
+        debug_assert!(self.tag_at(i) != 0 && self.live(i, now));
+        debug_assert_eq!(idle, self.slots[i].key.idle());
+        let d = &mut self.deadlines[i];
+        *d = (*d).max(now + idle);
     }
 
     /// Empties up to `n` slots' worth of expired connections, continuing
@@ -327,7 +362,7 @@ impl ConnTable {
     pub fn sweep(&mut self, now: u64, n: usize, expired: &mut u64) {
         for _ in 0..n {
             let i = self.cursor;
-            if self.tag_at(i) != 0 && !Self::live(&self.slots[i], now) {
+            if self.tag_at(i) != 0 && !self.live(i, now) {
                 self.set_tag(i, 0);
                 self.len -= 1;
                 *expired += 1;

@@ -19,7 +19,7 @@ pub mod conn;
 pub mod rules;
 
 use crate::wire::PacketMeta;
-use crate::worker::Verdicts;
+use crate::worker::{Verdicts, HINT_NONE, HINT_STATELESS};
 use conn::{ConnKey, ConnTable};
 use exporter::config::{Cidr, Config, Policy as RulePolicy, RuleDirection};
 use exporter::record::{Action, Direction};
@@ -238,6 +238,12 @@ pub struct Policy {
 /// no burst waits on expiry.
 const SWEEP_PER_PACKET: usize = 2;
 
+/// Slots the sweep looks at per burst whose packets passed by a reused
+/// verdict (one bucket): a pass over 262 144 slots every 32 768 such
+/// bursts, while expired slots are also taken over by new connections as
+/// they come.
+const SWEEP_PER_BURST: usize = conn::WINDOW;
+
 impl Policy {
     /// A policy with a connection table of `conns` connections.
     pub fn new(compiled: Arc<CompiledPolicy>, conns: usize) -> Policy {
@@ -276,8 +282,24 @@ impl Verdicts for Policy {
 
     #[inline]
     fn judge(&mut self, eni: u16, dir: Direction, m: &PacketMeta, now: u64) -> Action {
+        self.judge_hinted(eni, dir, m, now).0
+    }
+
+    /// The hint of an ACCEPT: [`HINT_STATELESS`] where the ENI has no
+    /// security group (the verdict is the network ACL's, a function of the
+    /// flow key), the connection's slot where a tracked connection let it
+    /// through or was opened, [`HINT_NONE`] when the connection table was
+    /// full (the next packet may find room).
+    #[inline]
+    fn judge_hinted(
+        &mut self,
+        eni: u16,
+        dir: Direction,
+        m: &PacketMeta,
+        now: u64,
+    ) -> (Action, u32) {
         let Some(p) = self.compiled.enis.get(usize::from(eni)) else {
-            return Action::Accept;
+            return (Action::Accept, HINT_STATELESS);
         };
         let peer = match dir {
             Direction::In => &m.src,
@@ -299,9 +321,9 @@ impl Verdicts for Policy {
             // No security group: everything passes it (and needs no state).
             if nacl_drop {
                 self.counters.nacl_drops += 1;
-                return Action::Reject;
+                return (Action::Reject, HINT_NONE);
             }
-            return Action::Accept;
+            return (Action::Accept, HINT_STATELESS);
         };
         let key = ConnKey::new(eni, m);
         self.conns
@@ -325,19 +347,66 @@ impl Verdicts for Policy {
         };
         if nacl_drop {
             self.counters.nacl_drops += 1;
-            return Action::Reject;
+            return (Action::Reject, HINT_NONE);
         }
         if !sg_accept {
             self.counters.sg_drops += 1;
-            return Action::Reject;
+            return (Action::Reject, HINT_NONE);
         }
         // Only a final ACCEPT opens or refreshes a connection.
-        match self.conns.touch_at(&key, &probe, now) {
+        let (touch, slot) = self.conns.touch_slot(&key, &probe, now);
+        match touch {
             conn::Touch::Refreshed => {}
             conn::Touch::Opened => self.counters.opened += 1,
             conn::Touch::Full => self.counters.conn_table_full += 1,
         }
-        Action::Accept
+        let hint = slot
+            .and_then(|i| u32::try_from(i).ok())
+            .filter(|&i| i < HINT_STATELESS)
+            .unwrap_or(HINT_NONE);
+        (Action::Accept, hint)
+    }
+
+    /// A later packet of a flow accepted before, in the same table and
+    /// configuration. Stateless: accepted again (same key, same rules).
+    /// Through connection `hint`: accepted if the flow's last packet is less
+    /// than the connection's idle timeout old (`secs - last_secs` whole
+    /// seconds below it means less than it in nanoseconds). That packet was
+    /// accepted and refreshed the connection, which is therefore still live
+    /// in the same slot: the packet passes the security group as tracked,
+    /// and the network ACL (a function of the key) as it did then.
+    #[inline]
+    fn reuse(&mut self, hint: u32, proto: u8, last_secs: u64, secs: u64, now: u64) -> bool {
+        if hint == HINT_STATELESS {
+            return true;
+        }
+        if hint == HINT_NONE {
+            return false;
+        }
+        let idle = if proto == 6 {
+            conn::TCP_IDLE
+        } else {
+            conn::OTHER_IDLE
+        };
+        if secs.saturating_sub(last_secs) >= idle / conn::NS {
+            return false;
+        }
+        self.conns.refresh(hint as usize, now, idle);
+        self.counters.tracked += 1;
+        true
+    }
+
+    #[inline]
+    fn prefetch_hint(&self, hint: u32) {
+        if hint < HINT_STATELESS {
+            self.conns.prefetch_slot(hint as usize);
+        }
+    }
+
+    #[inline]
+    fn housekeeping(&mut self, now: u64, _packets: usize) {
+        self.conns
+            .sweep(now, SWEEP_PER_BURST, &mut self.counters.expired);
     }
 }
 

@@ -611,3 +611,121 @@ fn the_verdict_is_reject_if_either_drops_in_both_orders() {
         Accept
     );
 }
+
+/// A worker over `p` with one 600-second slice: every packet below lands
+/// in one table, so later packets of a flow reuse its remembered verdict.
+fn worker(p: Policy) -> crate::worker::Worker<Policy> {
+    use crate::flow::FlowTable;
+    use crate::worker::{Handoff, Worker};
+    let pool = (0..2).map(|_| Box::new(FlowTable::new(64, 3))).collect();
+    let (handoff, active) = Handoff::new(pool, 64);
+    Worker::new(active, handoff, 600, 3, p)
+}
+
+/// The verdict of one packet at eni-1 (index 0), sent in direction `dir`,
+/// at `ns` (Unix nanoseconds).
+fn through(
+    w: &mut crate::worker::Worker<Policy>,
+    dir: Direction,
+    m: PacketMeta,
+    ns: u64,
+) -> Action {
+    use crate::worker::{Seen, NO_ENI};
+    let (out_eni, in_eni) = match dir {
+        Out => (0, NO_ENI),
+        In => (NO_ENI, 0),
+    };
+    w.process(&[Seen {
+        meta: m,
+        secs: ns / conn::NS,
+        ns,
+        out_eni,
+        in_eni,
+        host_verdict: None,
+    }]);
+    w.verdicts()[0]
+}
+
+#[test]
+fn a_reused_verdict_refreshes_the_connection_to_the_nanosecond() {
+    let mut w = worker(policy("", "", "", "", 64));
+    let s = conn::NS;
+    let t0 = 1_800_000_000 * s;
+    let out = outbound("198.51.100.7", 53, 17);
+    let back = v4("198.51.100.7", 53, "10.0.1.5", 40000, 17);
+    assert_eq!(
+        through(&mut w, Out, out, t0),
+        Accept,
+        "opens the connection"
+    );
+    // The flow's second packet reuses the verdict (no judgement) ...
+    let judged = w.policy().counters.rule_lookups;
+    assert_eq!(
+        through(&mut w, Out, out, t0 + 100 * s + 500_000_000),
+        Accept
+    );
+    assert_eq!(
+        w.policy().counters.rule_lookups,
+        judged,
+        "reused, not judged"
+    );
+    // ... and still refreshed the connection: the reply 179.9 s after it is
+    // tracked, though 280.4 s after the packet that opened it.
+    assert_eq!(
+        through(&mut w, In, back, t0 + 280 * s + 400_000_000),
+        Accept
+    );
+    // The reply flow's next packet 180.1 s later is too late: its remembered
+    // verdict is not reused, the expired connection does not let it in.
+    assert_eq!(
+        through(&mut w, In, back, t0 + 460 * s + 500_000_000),
+        Reject
+    );
+}
+
+#[test]
+fn a_reject_is_never_reused() {
+    let mut w = worker(policy("", "", "", "", 64));
+    let s = conn::NS;
+    let t0 = 1_800_000_000 * s;
+    let back = v4("198.51.100.7", 53, "10.0.1.5", 40000, 17);
+    assert_eq!(
+        through(&mut w, In, back, t0),
+        Reject,
+        "default ingress drop"
+    );
+    assert_eq!(through(&mut w, In, back, t0 + s), Reject);
+    // The ENI opens the connection; the same inbound flow is now let in.
+    assert_eq!(
+        through(&mut w, Out, outbound("198.51.100.7", 53, 17), t0 + 2 * s),
+        Accept
+    );
+    assert_eq!(through(&mut w, In, back, t0 + 3 * s), Accept);
+}
+
+#[test]
+fn a_tracked_flow_with_a_full_connection_table_is_judged_every_packet() {
+    // Room for 16 connections; 16 others fill it first.
+    let mut w = worker(policy(
+        &rule("egress", "accept", 1, "all", "-1/-1", "0.0.0.0/0"),
+        "",
+        "",
+        "",
+        16,
+    ));
+    let s = conn::NS;
+    let t0 = 1_800_000_000 * s;
+    for i in 0..16u16 {
+        let m = v4("10.0.1.5", 1000 + i, "198.51.100.7", 80, 6);
+        assert_eq!(through(&mut w, Out, m, t0), Accept);
+    }
+    let full = w.policy().counters.conn_table_full;
+    let m = v4("10.0.1.5", 2000, "198.51.100.7", 80, 6);
+    assert_eq!(through(&mut w, Out, m, t0), Accept);
+    assert_eq!(through(&mut w, Out, m, t0 + s), Accept);
+    assert_eq!(
+        w.policy().counters.conn_table_full,
+        full + 2,
+        "no connection to reuse: each packet tries again"
+    );
+}
