@@ -13,12 +13,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// How many keys ahead the worker prefetches table buckets.
-const PREFETCH_AHEAD: usize = 16;
+const PREFETCH_AHEAD: usize = 12;
 
 /// How many keys ahead the worker looks at a flow's entry (its bucket
 /// requested `PREFETCH_AHEAD - HINT_AHEAD` keys earlier) and prefetches
 /// what its policy hint will touch.
-const HINT_AHEAD: usize = 8;
+const HINT_AHEAD: usize = 6;
 
 /// No ENI (in [`Seen::out_eni`] / [`Seen::in_eni`]).
 pub const NO_ENI: u16 = u16::MAX;
@@ -82,6 +82,10 @@ pub trait Verdicts: Send {
     fn reuse(&mut self, hint: u32, _proto: u8, _last_secs: u64, _secs: u64, _now_ns: u64) -> bool {
         hint == HINT_STATELESS
     }
+
+    /// Whether [`Verdicts::prefetch_hint`] does anything (if not, the
+    /// worker does not look at flows ahead for their hints).
+    const PREFETCHES_HINTS: bool = false;
 
     /// Brings what [`Verdicts::reuse`] of `hint` will touch into the cache
     /// (called a few packets ahead; the default does nothing).
@@ -510,7 +514,11 @@ impl<P: Verdicts> Worker<P> {
             for i in 0..n.min(PREFETCH_AHEAD) {
                 t.prefetch(self.hashes[i]);
             }
-            for i in 0..n.min(HINT_AHEAD) {
+            for i in 0..if P::PREFETCHES_HINTS {
+                n.min(HINT_AHEAD)
+            } else {
+                0
+            } {
                 if let Some(hint) = t.peek_hint(&self.keys[i], self.hashes[i]) {
                     self.policy.prefetch_hint(hint);
                 }
@@ -524,7 +532,7 @@ impl<P: Verdicts> Worker<P> {
                 if i + PREFETCH_AHEAD < n {
                     t.prefetch(self.hashes[i + PREFETCH_AHEAD]);
                 }
-                if i + HINT_AHEAD < n {
+                if P::PREFETCHES_HINTS && i + HINT_AHEAD < n {
                     let j = i + HINT_AHEAD;
                     if let Some(hint) = t.peek_hint(&self.keys[j], self.hashes[j]) {
                         self.policy.prefetch_hint(hint);

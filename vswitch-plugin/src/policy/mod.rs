@@ -396,6 +396,8 @@ impl Verdicts for Policy {
         true
     }
 
+    const PREFETCHES_HINTS: bool = true;
+
     #[inline]
     fn prefetch_hint(&self, hint: u32) {
         if hint < HINT_STATELESS {
