@@ -71,6 +71,7 @@ fn main() {
         .allowlist_function("rte_eal_.*")
         .allowlist_function("rte_strerror")
         .allowlist_function("rte_lcore_.*|rte_get_main_lcore|rte_get_next_lcore|rte_socket_id")
+        .allowlist_function("rte_thread_register|rte_thread_unregister")
         .allowlist_function("rte_eal_remote_launch|rte_eal_mp_wait_lcore|rte_eal_wait_lcore")
         .allowlist_function("rte_eth_dev_.*|rte_eth_rx_queue_setup|rte_eth_tx_queue_setup")
         .allowlist_function("rte_eth_stats_.*|rte_eth_macaddr_get|rte_eth_promiscuous_enable")

@@ -572,6 +572,10 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
                                 tracing::warn!("worker {w}: could not pin to core {}", c.id);
                             }
                         }
+                        // An lcore id of its own, for the mempool's cache.
+                        let _lcore = crate::dpdk::register_thread()
+                            .map_err(|e| tracing::warn!("worker {w}: {e}; mbufs go through the pool's ring"))
+                            .ok();
                         let r = work(shared, w, worker);
                         shared.finished.fetch_add(1, Ordering::AcqRel);
                         r

@@ -77,6 +77,45 @@ pub fn lcore_id() -> LcoreId {
     LcoreId(unsafe { dpdk_sys::rte_lcore_id() })
 }
 
+/// The calling thread, registered with EAL as an lcore of its own until
+/// this is dropped (on the same thread: it is neither `Send` nor `Sync`).
+/// A worker started by us rather than by EAL needs it for the mempool's
+/// per-lcore cache: unregistered, every mbuf it allocates or frees goes
+/// through the pool's shared ring, first in first out, so each one comes
+/// back cold.
+#[derive(Debug)]
+pub struct ThreadRegistration {
+    _same_thread: std::marker::PhantomData<*const ()>,
+}
+
+/// Registers the calling thread (call after pinning it: EAL records its
+/// CPU set). Fails when no lcore id is left, or in a secondary process.
+pub fn register_thread() -> Result<ThreadRegistration, DpdkError> {
+    // SAFETY: callable from any thread once EAL is initialised (the callers
+    // hold an `Eal`); it only assigns the calling thread an lcore id.
+    let rc = unsafe { dpdk_sys::rte_thread_register() };
+    if rc < 0 {
+        return Err(DpdkError::last("rte_thread_register"));
+    }
+    if lcore_id().0 == u32::MAX {
+        return Err(DpdkError::msg(
+            "rte_thread_register",
+            "no lcore id was given to the thread",
+        ));
+    }
+    Ok(ThreadRegistration {
+        _same_thread: std::marker::PhantomData,
+    })
+}
+
+impl Drop for ThreadRegistration {
+    fn drop(&mut self) {
+        // SAFETY: this thread registered itself in `register_thread`; the
+        // value cannot move to another thread.
+        unsafe { dpdk_sys::rte_thread_unregister() };
+    }
+}
+
 /// The time-stamp counter.
 #[inline]
 pub fn tsc() -> u64 {

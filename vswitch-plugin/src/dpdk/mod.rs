@@ -14,7 +14,9 @@ mod mempool;
 mod port;
 pub mod telemetry;
 
-pub use eal::{lcore_id, tsc, tsc_hz, unpin_current_thread, Eal, LcoreId};
+pub use eal::{
+    lcore_id, register_thread, tsc, tsc_hz, unpin_current_thread, Eal, LcoreId, ThreadRegistration,
+};
 pub use mbuf::{Burst, Packet, RxTimestamp, BURST_SIZE};
 pub use mempool::Mempool;
 pub use port::{Port, PortConfig, PortId, PortInfo, PortStats, QueueId};
