@@ -5,15 +5,16 @@
 //! attributes, takes the verdict and records, then forwards by destination
 //! MAC (an ENI's port, or the uplink) and drops what the policy rejected.
 //!
-//! `--workers N` runs N workers, each a plain `std` thread (not an EAL
-//! lcore: EAL's `-l` list and these threads are separate concerns) pinned
-//! with `core_affinity` to core `i % cores`, so to distinct cores when the
-//! machine has at least N. Each worker owns its `Worker<Policy>` (its flow
-//! tables, its connection table) and its own [`Handoff`] to the exporter,
-//! as in `flowlogd replay`. The exporter runs on its own thread, which is
-//! not pinned: it may run on every CPU (it drops the main lcore's affinity
-//! it would inherit from EAL), so the scheduler can put it on whichever core
-//! a worker leaves idle; `run`'s own thread only waits.
+//! `--workers N` runs N workers, each a `std` thread pinned with
+//! `core_affinity` to the CPU of EAL's lcore `i % lcores` (the `-l` list,
+//! main lcore included, in order), so one worker per lcore when `-l` names
+//! N of them, and registered with EAL (`rte_thread_register`) so that it
+//! has an lcore id and with it the mempool's per-lcore cache. Each worker
+//! owns its `Worker<Policy>` (its flow tables, its connection table) and
+//! its own [`Handoff`] to the exporter, as in `flowlogd replay`. The
+//! exporter and the control thread run on the CPUs the process may use
+//! that no worker is pinned to (all of them when the workers take every
+//! CPU); `run`'s own thread only waits.
 //!
 //! Both directions of a connection must meet on one worker (its connection
 //! table holds the state the stateful security groups need, and its flow
@@ -358,7 +359,15 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     }
     let mut args = vec!["flowlogd".to_string()];
     args.extend(opts.eal_args.iter().cloned());
+    // The CPUs the process may use, before EAL pins this thread to the
+    // main lcore.
+    let allowed: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     let eal = Eal::init(&args)?;
+    let placement = Placement::new(&allowed, &crate::dpdk::lcore_cpus(), n);
     if let Some(l) = &opts.live {
         register_telemetry(l);
     }
@@ -524,16 +533,16 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         halt: AtomicBool::new(false),
         rx_stopped: AtomicUsize::new(0),
     };
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
 
     let (runs, delivered): (Vec<WorkerRun>, Delivered) = std::thread::scope(|s| {
         // Not pinned (see the module documentation).
         let exporter = {
             let (handoffs, clock, store) = (&handoffs, &clock, &store);
+            let others = &placement.others;
             std::thread::Builder::new()
                 .name("flowlog-exporter".into())
                 .spawn_scoped(s, move || {
-                    if !crate::dpdk::unpin_current_thread() {
+                    if !crate::dpdk::run_current_thread_on(others) {
                         tracing::warn!("the exporter could not leave the main lcore's core");
                     }
                     run_store_exporter(plan, handoffs, clock, store, sinks, live)
@@ -541,11 +550,11 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
                 .expect("spawn exporter")
         };
         if let Some(l) = live {
-            let shared = &shared;
+            let (shared, others) = (&shared, &placement.others);
             std::thread::Builder::new()
                 .name("flowlog-control".into())
                 .spawn_scoped(s, move || {
-                    if !crate::dpdk::unpin_current_thread() {
+                    if !crate::dpdk::run_current_thread_on(others) {
                         tracing::warn!("the control thread could not leave the main lcore's core");
                     }
                     coordinate(shared, l)
@@ -561,7 +570,10 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
                 enis,
                 Policy::new(compiled.clone(), opts.conns_per_core),
             );
-            let core = (!cores.is_empty()).then(|| cores[w % cores.len()]);
+            let core = placement
+                .workers
+                .get(w)
+                .map(|&id| core_affinity::CoreId { id });
             let shared = &shared;
             threads.push(
                 std::thread::Builder::new()
@@ -574,7 +586,9 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
                         }
                         // An lcore id of its own, for the mempool's cache.
                         let _lcore = crate::dpdk::register_thread()
-                            .map_err(|e| tracing::warn!("worker {w}: {e}; mbufs go through the pool's ring"))
+                            .map_err(|e| {
+                                tracing::warn!("worker {w}: {e}; mbufs go through the pool's ring")
+                            })
                             .ok();
                         let r = work(shared, w, worker);
                         shared.finished.fetch_add(1, Ordering::AcqRel);
@@ -784,6 +798,40 @@ fn coordinate(sh: &Shared<'_, '_>, l: &Live) {
 
 /// One worker: polls its RX queues and its incoming rings until stopped,
 /// then finishes its worker (the exporter gets its last table).
+/// Where the threads of a run go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Placement {
+    /// Worker `w`'s CPU: the CPUs of EAL's lcores, round robin (those the
+    /// process may use when EAL enabled none).
+    workers: Vec<usize>,
+    /// The exporter's and the control thread's CPUs: those the process may
+    /// use but no worker does, or all of them when the workers take every
+    /// one.
+    others: Vec<usize>,
+}
+
+impl Placement {
+    fn new(allowed: &[usize], lcores: &[usize], n: usize) -> Placement {
+        let pool = if lcores.is_empty() { allowed } else { lcores };
+        let workers: Vec<usize> = if pool.is_empty() {
+            Vec::new()
+        } else {
+            (0..n).map(|w| pool[w % pool.len()]).collect()
+        };
+        let free: Vec<usize> = allowed
+            .iter()
+            .copied()
+            .filter(|c| !workers.contains(c))
+            .collect();
+        let others = if free.is_empty() {
+            allowed.to_vec()
+        } else {
+            free
+        };
+        Placement { workers, others }
+    }
+}
+
 fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>) -> WorkerRun {
     let nports = sh.ports.len();
     let mut r = WorkerRun {
@@ -1139,5 +1187,46 @@ fn handle(
             sum.tx_failed += ob.len() as u64;
             ob.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod placement_tests {
+    use super::Placement;
+
+    #[test]
+    fn workers_on_the_lcores_the_others_elsewhere() {
+        // -l 0, one worker, 2 CPUs: the exporter gets the other CPU.
+        assert_eq!(
+            Placement::new(&[0, 1], &[0], 1),
+            Placement {
+                workers: vec![0],
+                others: vec![1]
+            }
+        );
+        // -l 2,3, three workers: round robin over the lcores' CPUs.
+        assert_eq!(
+            Placement::new(&[0, 1, 2, 3], &[2, 3], 3),
+            Placement {
+                workers: vec![2, 3, 2],
+                others: vec![0, 1]
+            }
+        );
+        // Every CPU has a worker: the exporter shares all of them.
+        assert_eq!(
+            Placement::new(&[0, 1], &[0, 1], 2),
+            Placement {
+                workers: vec![0, 1],
+                others: vec![0, 1]
+            }
+        );
+        // No lcore CPU known: the allowed CPUs are used.
+        assert_eq!(
+            Placement::new(&[4, 5], &[], 1),
+            Placement {
+                workers: vec![4],
+                others: vec![5]
+            }
+        );
     }
 }

@@ -134,13 +134,36 @@ pub fn tsc_hz() -> u64 {
 /// the main lcore, and threads it starts inherit that). Returns whether it
 /// took.
 pub fn unpin_current_thread() -> bool {
+    let all: Vec<usize> = (0..libc::CPU_SETSIZE as usize).collect();
+    run_current_thread_on(&all)
+}
+
+/// Restricts the calling thread to the CPUs `cpus` (ids at or above
+/// `CPU_SETSIZE` are ignored). Returns whether it took.
+pub fn run_current_thread_on(cpus: &[usize]) -> bool {
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for c in 0..libc::CPU_SETSIZE as usize {
+    for &c in cpus.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
         // SAFETY: c < CPU_SETSIZE, inside the set.
         unsafe { libc::CPU_SET(c, &mut set) };
     }
     // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the
     // size given. The kernel masks it with the CPUs that exist.
     unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 }
+}
+
+/// The CPU of each lcore EAL enabled (`-l`/`-c`/`--lcores`), in lcore order
+/// (the main lcore included).
+pub fn lcore_cpus() -> Vec<usize> {
+    (0..dpdk_sys::RTE_MAX_LCORE)
+        .filter(|&l| {
+            // SAFETY: reads EAL's lcore configuration; l < RTE_MAX_LCORE.
+            unsafe { dpdk_sys::rte_lcore_is_enabled(l) != 0 }
+        })
+        .filter_map(|l| {
+            // SAFETY: as above; returns -1 for an lcore without a CPU.
+            let cpu = unsafe { dpdk_sys::rte_lcore_to_cpu_id(l as i32) };
+            usize::try_from(cpu).ok()
+        })
+        .collect()
 }

@@ -15,7 +15,8 @@ mod port;
 pub mod telemetry;
 
 pub use eal::{
-    lcore_id, register_thread, tsc, tsc_hz, unpin_current_thread, Eal, LcoreId, ThreadRegistration,
+    lcore_cpus, lcore_id, register_thread, run_current_thread_on, tsc, tsc_hz,
+    unpin_current_thread, Eal, LcoreId, ThreadRegistration,
 };
 pub use mbuf::{Burst, Packet, RxTimestamp, BURST_SIZE};
 pub use mempool::Mempool;
