@@ -67,9 +67,11 @@ impl std::hash::Hash for FlowKey {
 const _: () = assert!(std::mem::size_of::<FlowKey>() == 40);
 
 impl FlowKey {
-    /// The key as five little-endian words, for hashing and comparing.
+    /// The key as five little-endian words, for hashing and comparing:
+    /// the two addresses as two words each, then ports, ENI, protocol and
+    /// meta (the meta byte is the top byte of the last word).
     #[inline(always)]
-    fn words(&self) -> [u64; 5] {
+    pub fn words(&self) -> [u64; 5] {
         let w = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
         [
             w(&self.src[..8]),

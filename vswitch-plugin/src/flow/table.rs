@@ -37,26 +37,14 @@ pub struct FlowEntry {
 
 const _: () = assert!(std::mem::size_of::<FlowEntry>() == 64);
 
-/// Whether two keys differ in their verdict bit at most: the key as five
-/// words, the verdict bit masked off the last.
+/// Whether two keys differ in their verdict bit at most (their words
+/// compared with that bit masked off the last).
 #[inline(always)]
 fn twins(a: &FlowKey, b: &FlowKey) -> bool {
-    let w = |k: &FlowKey| {
-        let h = |x: &[u8]| u64::from_le_bytes(x.try_into().expect("8 bytes"));
-        [
-            h(&k.src[..8]),
-            h(&k.src[8..]),
-            h(&k.dst[..8]),
-            h(&k.dst[8..]),
-            u64::from(k.sport)
-                | u64::from(k.dport) << 16
-                | u64::from(k.eni) << 32
-                | u64::from(k.proto) << 48
-                | u64::from(k.meta & !META_REJECT) << 56,
-        ]
-    };
-    let (x, y) = (w(a), w(b));
-    ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0
+    let (x, y) = (a.words(), b.words());
+    let verdict = u64::from(META_REJECT) << 56;
+    ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | ((x[4] ^ y[4]) & !verdict))
+        == 0
 }
 
 impl FlowEntry {
@@ -248,16 +236,7 @@ impl FlowTable {
             let i = (home + p) & self.mask;
             let e = &mut self.entries[i];
             if !e.used {
-                *e = FlowEntry {
-                    key: *key,
-                    packets: 1,
-                    bytes: u64::from(bytes),
-                    hint,
-                    first: off,
-                    last: off,
-                    flags,
-                    used: true,
-                };
+                *e = FlowEntry::first(*key, bytes, off, flags, hint);
                 self.len += 1;
                 return Insert::Inserted;
             }
@@ -281,16 +260,7 @@ impl FlowTable {
             self.skip(key.eni, bytes);
             return Insert::Skipped;
         }
-        let new = FlowEntry {
-            key: *key,
-            packets: 1,
-            bytes: u64::from(bytes),
-            hint,
-            first: off,
-            last: off,
-            flags,
-            used: true,
-        };
+        let new = FlowEntry::first(*key, bytes, off, flags, hint);
         Insert::Evicted(std::mem::replace(&mut self.entries[oldest], new))
     }
 
