@@ -48,11 +48,6 @@ pub struct Seen {
 /// The policy seam: the security-group / network-ACL verdict for one packet
 /// at one ENI. Per worker (it may keep connection state), so `&mut self`.
 pub trait Verdicts: Send {
-    /// Brings whatever `judge` will read for `m` at `eni` into the cache
-    /// (called a few packets ahead; the default does nothing).
-    #[inline]
-    fn prefetch(&self, _eni: u16, _m: &PacketMeta) {}
-
     /// The verdict for `m` at `eni` in direction `dir` at `now_ns` (Unix
     /// nanoseconds).
     fn judge(&mut self, eni: u16, dir: Direction, m: &PacketMeta, now_ns: u64) -> Action;
@@ -92,10 +87,10 @@ pub trait Verdicts: Send {
     #[inline]
     fn prefetch_hint(&self, _hint: u32) {}
 
-    /// Background work owed for `packets` packets that `reuse` let through
-    /// (the policy's expiry sweep), done once per burst.
+    /// Background work owed by a burst in which `reuse` let packets
+    /// through (the policy's expiry sweep), done once per burst.
     #[inline]
-    fn housekeeping(&mut self, _now_ns: u64, _packets: usize) {}
+    fn housekeeping(&mut self, _now_ns: u64) {}
 }
 
 /// A hint: no verdict may be reused, every packet is judged.
@@ -525,7 +520,7 @@ impl<P: Verdicts> Worker<P> {
             }
         }
         self.counters.packets += pkts.len() as u64;
-        let mut reused = 0;
+        let mut reused = false;
         let mut now_ns = 0;
         for i in 0..n {
             if let Some(t) = self.table.as_ref() {
@@ -586,7 +581,7 @@ impl<P: Verdicts> Worker<P> {
                 flags: s.meta.tcp_flags,
             };
             let (a, ins) = t.record(&key, h, pkt, may_evict, &mut v);
-            reused += usize::from(v.reused);
+            reused |= v.reused;
             if a == Action::Reject {
                 self.verdicts[pi] = Action::Reject;
                 self.counters.rejected += 1;
@@ -607,8 +602,8 @@ impl<P: Verdicts> Worker<P> {
                 Insert::Skipped => self.counters.skipped += 1,
             }
         }
-        if reused > 0 {
-            self.policy.housekeeping(now_ns, reused);
+        if reused {
+            self.policy.housekeeping(now_ns);
         }
     }
 

@@ -212,25 +212,6 @@ impl ConnTable {
         (b1, b2, ((h >> 56) as u8) | 1)
     }
 
-    /// Brings what a lookup of `k` will read into the cache: the tag words
-    /// of its two buckets are small enough to stay in L2, so they are read
-    /// now, and the slot whose tag matches (the one the key compare will
-    /// load) is prefetched.
-    #[inline(always)]
-    pub fn prefetch(&self, k: &ConnKey) {
-        let (b1, b2, tag) = self.place(k.hash());
-        for b in [b1, b2] {
-            let x = self.tags[b] ^ (LO * u64::from(tag));
-            let m = x.wrapping_sub(LO) & !x & HI;
-            if m != 0 {
-                let i = b * WINDOW + (m.trailing_zeros() / 8) as usize;
-                crate::mem::prefetch(&self.slots[i]);
-                return;
-            }
-        }
-    }
-
-    /// The slot holding `k` (live or expired), if any.
     #[inline(always)]
     fn find(&self, k: &ConnKey, b1: usize, b2: usize, tag: u8) -> Option<usize> {
         for b in [b1, b2] {
@@ -250,7 +231,7 @@ impl ConnTable {
     }
 
     /// Where `k` is or would go: computed once per packet, used by
-    /// [`ConnTable::tracked`] and [`ConnTable::touch_at`].
+    /// [`ConnTable::tracked`] and [`ConnTable::touch_slot`].
     #[inline]
     pub fn probe(&self, k: &ConnKey) -> Probe {
         let (b1, b2, tag) = self.place(k.hash());
@@ -290,18 +271,12 @@ impl ConnTable {
     #[inline]
     pub fn touch(&mut self, k: &ConnKey, now: u64) -> Touch {
         let p = self.probe(k);
-        self.touch_at(k, &p, now)
+        self.touch_slot(k, &p, now).0
     }
 
     /// Opens or refreshes `k`, probed as `p` (with no change to the table
-    /// since), at `now`.
-    #[inline]
-    pub fn touch_at(&mut self, k: &ConnKey, p: &Probe, now: u64) -> Touch {
-        self.touch_slot(k, p, now).0
-    }
-
-    /// [`ConnTable::touch_at`], and the slot the connection is in (`None`
-    /// when the table is full).
+    /// since), at `now`; and the slot the connection is in (`None` when the
+    /// table is full).
     #[inline]
     pub fn touch_slot(&mut self, k: &ConnKey, p: &Probe, now: u64) -> (Touch, Option<usize>) {
         let Probe { b1, b2, tag, slot } = *p;

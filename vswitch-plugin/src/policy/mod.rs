@@ -269,18 +269,6 @@ impl Policy {
 
 impl Verdicts for Policy {
     #[inline]
-    fn prefetch(&self, eni: u16, m: &PacketMeta) {
-        if self
-            .compiled
-            .enis
-            .get(usize::from(eni))
-            .is_some_and(|p| p.sg.is_some())
-        {
-            self.conns.prefetch(&ConnKey::new(eni, m));
-        }
-    }
-
-    #[inline]
     fn judge(&mut self, eni: u16, dir: Direction, m: &PacketMeta, now: u64) -> Action {
         self.judge_hinted(eni, dir, m, now).0
     }
@@ -406,7 +394,7 @@ impl Verdicts for Policy {
     }
 
     #[inline]
-    fn housekeeping(&mut self, now: u64, _packets: usize) {
+    fn housekeeping(&mut self, now: u64) {
         self.conns
             .sweep(now, SWEEP_PER_BURST, &mut self.counters.expired);
     }
