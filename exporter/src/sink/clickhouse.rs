@@ -12,8 +12,9 @@
 //!   connection, so that the next batch is encoded while earlier ones are
 //!   inserted and ClickHouse (one thread per INSERT) inserts several at a
 //!   time. Batches *start* in sequence order, oldest first, and none starts
-//!   while an older one must wait (backoff, a pending check); so with `k`
-//!   senders batch `n + k` starts only once batch `n` is in, and a batch
+//!   while an older one must wait (backoff, a pending check). Only the
+//!   spool's `k` oldest batches (`k` senders) may be in flight, so batch
+//!   `n + k` starts only once batch `n` is in, and a batch
 //!   lands at most `k - 1` places from its place in the spool (`senders: 1`
 //!   keeps arrival order strict). A batch is deleted once ClickHouse
 //!   answered 200 (possibly before an older one still in flight). A failed
@@ -453,10 +454,12 @@ impl ClickhouseSink {
 
     /// Hands the oldest batches not in flight to idle senders, in sequence
     /// order, up to the first that must wait (its reason is kept in
-    /// `stalled`).
+    /// `stalled`). Only the spool's `senders` oldest batches may be in
+    /// flight: a slow batch is never overtaken by more than `senders - 1`
+    /// younger ones, however quickly those land.
     fn dispatch(&mut self) {
         let mut k = 0;
-        while k < self.spooled.len() && !self.idle.is_empty() {
+        while k < self.spooled.len().min(self.senders.len()) && !self.idle.is_empty() {
             if self.spooled[k].in_flight {
                 k += 1;
                 continue;
