@@ -32,6 +32,9 @@ pub unsafe trait Zeroable: Copy {}
 // (and is its Default: an unused slot).
 unsafe impl Zeroable for crate::flow::FlowEntry {}
 
+// SAFETY: an integer: all-zero is valid.
+unsafe impl Zeroable for u64 {}
+
 /// One cache line of integers (the memory-limit benchmark's unit).
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C, align(64))]

@@ -153,8 +153,8 @@ pub struct ConnTable {
     /// packet's time plus its idle timeout. Apart from the keys, so that
     /// refreshing a connection writes into a small dense array (8 bytes a
     /// connection) rather than into the key's cache line.
-    deadlines: Box<[u64]>,
-    tags: Box<[u64]>,
+    deadlines: HugeSlice<u64>,
+    tags: HugeSlice<u64>,
     bmask: usize,
     cursor: usize,
     len: usize,
@@ -167,8 +167,8 @@ impl ConnTable {
         let n = conns.max(2 * WINDOW).next_power_of_two();
         ConnTable {
             slots: HugeSlice::zeroed(n),
-            deadlines: vec![0u64; n].into_boxed_slice(),
-            tags: vec![0u64; n / WINDOW].into_boxed_slice(),
+            deadlines: HugeSlice::zeroed(n),
+            tags: HugeSlice::zeroed(n / WINDOW),
             bmask: n / WINDOW - 1,
             cursor: 0,
             len: 0,
