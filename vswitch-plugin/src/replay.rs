@@ -159,25 +159,8 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             opts.flows_per_core
         )));
     }
+    let capture = Capture::open(&opts.pcap)?;
     let cfg = &opts.config;
-    let live = opts.live.as_deref();
-    let plan = Plan::from_config(cfg);
-    let (slice, enis) = crate::live::sizing(live.is_some(), &plan, cfg.enis.len());
-    // The workers' tables are faulted in (zeroed by the kernel) while this
-    // thread maps the capture: both take tens of milliseconds.
-    let (workers, flows) = (opts.workers, opts.flows_per_core);
-    let pools = std::thread::spawn(move || {
-        (0..workers)
-            .map(|_| {
-                (0..TABLES_PER_WORKER)
-                    .map(|_| Box::new(FlowTable::new(flows, enis)))
-                    .collect::<Vec<_>>()
-            })
-            .collect::<Vec<_>>()
-    });
-    let capture = Capture::open(&opts.pcap);
-    let pools = pools.join().expect("table allocation");
-    let capture = capture?;
     if let Some(p) = opts.pace {
         if !(p.is_finite() && p > 0.0) {
             return Err(ReplayError::Options(format!(
@@ -185,6 +168,9 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             )));
         }
     }
+    let live = opts.live.as_deref();
+    let plan = Plan::from_config(cfg);
+    let (slice, enis) = crate::live::sizing(live.is_some(), &plan, cfg.enis.len());
     let attribution = Arc::new(Attribution::from_config(cfg));
     let compiled = Arc::new(CompiledPolicy::from_config(cfg));
     let store = LocalStore::new(opts.out.clone(), opts.format, opts.compress, &cfg.host);
@@ -194,7 +180,10 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let clock = Clock::default();
     let mut handoffs: Vec<Arc<Handoff>> = Vec::new();
     let mut actives = Vec::new();
-    for pool in pools {
+    for _ in 0..opts.workers {
+        let pool = (0..TABLES_PER_WORKER)
+            .map(|_| Box::new(FlowTable::new(opts.flows_per_core, enis)))
+            .collect();
         let (h, active) = Handoff::new(pool, SIDE_RING);
         handoffs.push(h);
         actives.push(active);
