@@ -331,6 +331,15 @@ impl ConnTable {
         *d = (*d).max(now + idle);
     }
 
+    /// Sets the expiry of the connection in slot `i` to `deadline`, for a
+    /// caller that knows no packet of it has been seen later than the one
+    /// giving this deadline (so the maximum is this one): a store, no load.
+    #[inline(always)]
+    pub fn extend(&mut self, i: usize, deadline: u64) {
+        debug_assert!(self.tag_at(i) != 0 && deadline >= self.deadlines[i]);
+        self.deadlines[i] = deadline;
+    }
+
     /// Empties up to `n` slots' worth of expired connections, continuing
     /// where the last call stopped; counts them in `expired`.
     #[inline]

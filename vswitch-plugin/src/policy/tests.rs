@@ -684,6 +684,36 @@ fn a_reused_verdict_refreshes_the_connection_to_the_nanosecond() {
 }
 
 #[test]
+fn a_reused_packet_older_than_the_latest_does_not_shorten_the_connection() {
+    // Captures are not always in time order. A reused packet earlier than
+    // the latest one seen must leave the connection's expiry where the
+    // latest packet put it (the maximum), not move it back.
+    let mut w = worker(policy("", "", "", "", 64));
+    let s = conn::NS;
+    let t0 = 1_800_000_000 * s;
+    let out = outbound("198.51.100.7", 53, 17);
+    let back = v4("198.51.100.7", 53, "10.0.1.5", 40000, 17);
+    assert_eq!(through(&mut w, Out, out, t0), Accept, "opens");
+    assert_eq!(through(&mut w, Out, out, t0 + 100 * s), Accept);
+    // Out of order: 50 s before the packet just seen, reused all the same.
+    let judged = w.policy().counters.rule_lookups;
+    assert_eq!(through(&mut w, Out, out, t0 + 50 * s), Accept);
+    assert_eq!(w.policy().counters.rule_lookups, judged, "reused");
+    // The reply 179.9 s after the latest packet (t0 + 100 s) is tracked,
+    // though 229.9 s after the out-of-order one.
+    assert_eq!(
+        through(&mut w, In, back, t0 + 279 * s + 900_000_000),
+        Accept
+    );
+    // And the next reply, 180 s after the latest packet of either
+    // direction (that reply), is not.
+    assert_eq!(
+        through(&mut w, In, back, t0 + 459 * s + 900_000_000),
+        Reject
+    );
+}
+
+#[test]
 fn a_reject_is_never_reused() {
     let mut w = worker(policy("", "", "", "", 64));
     let s = conn::NS;
