@@ -568,8 +568,9 @@ pub struct Eni {
     pub mac: Mac,
     /// `ips`: its IPv4 and IPv6 addresses. Required (may be empty).
     pub ips: Vec<IpAddr>,
-    /// `vm_id`: the instance it is attached to; absent or `null` when
-    /// detached (the records' `vm-id` is then `null`). Optional; default null.
+    /// `vm_id`: the instance it is attached to; `null` when detached (the
+    /// records' `vm-id` is then `null`). Required, like every key without a
+    /// default (CONFIG.md), but may be `null`.
     pub vm_id: Option<String>,
     /// `instance_type`, e.g. `ecs.g7.large`; its family decides whether flow
     /// logs are supported. Required.
@@ -583,7 +584,9 @@ pub struct Eni {
     /// `security_group_ids`: each names a security group of this document;
     /// none means accept everything. Optional; default empty.
     pub security_group_ids: Vec<String>,
-    /// `port`: the DPDK port id of its vSwitch port. Optional; no default.
+    /// `port`: the DPDK port id of its vSwitch port. Required; `null` for an
+    /// ENI with no port of its own on this host (`flowlogd run` reaches it
+    /// through the uplink; replay does not use ports).
     pub port: Option<u16>,
 }
 
@@ -905,16 +908,30 @@ mod raw {
         pub eni_id: String,
         pub mac: String,
         pub ips: Vec<String>,
-        #[serde(default)]
-        pub vm_id: Option<String>,
+        /// Outer `None`: the key is absent (it is required; `null` is
+        /// `Some(None)`).
+        #[serde(default, deserialize_with = "present")]
+        pub vm_id: Option<Option<String>>,
         pub instance_type: String,
         pub vswitch_id: String,
         pub vpc_id: String,
         pub account_id: String,
         #[serde(default)]
         pub security_group_ids: Option<Vec<String>>,
-        #[serde(default)]
-        pub port: Option<u16>,
+        /// As `vm_id`: required, `null` allowed.
+        #[serde(default, deserialize_with = "present")]
+        pub port: Option<Option<u16>>,
+    }
+
+    /// A key that must be present but may be `null`: present gives
+    /// `Some(value or None)`, and `#[serde(default)]` gives `None` when the
+    /// key is absent.
+    fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        Option::<T>::deserialize(d).map(Some)
     }
 
     #[derive(Deserialize)]
@@ -1153,17 +1170,33 @@ fn build(raw: raw::Config) -> Result<Config, Vec<Problem>> {
                     }
                 })
                 .collect();
+            // Every key without a default is required (CONFIG.md); these
+            // two may be null.
+            let vm_id = e.vm_id.unwrap_or_else(|| {
+                p.push(
+                    format!("{at}.vm_id"),
+                    "missing: give the instance's id, or null for an ENI not attached to one",
+                );
+                None
+            });
+            let port = e.port.unwrap_or_else(|| {
+                p.push(
+                    format!("{at}.port"),
+                    "missing: give the DPDK port id of its vSwitch port, or null for an ENI reached through the uplink",
+                );
+                None
+            });
             Eni {
                 eni_id: e.eni_id,
                 mac,
                 ips,
-                vm_id: e.vm_id,
+                vm_id,
                 instance_type: e.instance_type,
                 vswitch_id: e.vswitch_id,
                 vpc_id: e.vpc_id,
                 account_id: e.account_id,
                 security_group_ids: e.security_group_ids.unwrap_or_default(),
-                port: e.port,
+                port,
             }
         })
         .collect();
@@ -1937,7 +1970,7 @@ mod tests {
     fn eni(id: &str, vsw: &str, vpc: &str, instance_type: &str, mac_last: u8) -> Value {
         json!({ "eni_id": id, "mac": format!("02:00:00:00:01:{mac_last:02x}"), "ips": [],
                 "instance_type": instance_type, "vswitch_id": vsw, "vpc_id": vpc,
-                "account_id": "1234567890" })
+                "account_id": "1234567890", "vm_id": null, "port": null })
     }
 
     fn flow_log(id: &str, account: &str, rtype: &str, rid: &str) -> Value {
@@ -2064,11 +2097,18 @@ mod tests {
             v["enis"][0]["security_group_ids"] = json!(null);
             push(v, "enis", json!({"eni_id": "eni-b", "mac": "02:00:00:00:00:02", "ips": [],
                 "instance_type": "ecs.g7.large", "vswitch_id": "vsw-1", "vpc_id": "vpc-1",
-                "account_id": "1", "security_group_ids": [], "vm_id": null}));
+                "account_id": "1", "security_group_ids": [], "vm_id": null, "port": null}));
         }, Expect::Valid),
-        ("ENI without vm_id or port", |v| {
+        ("ENI without vm_id or port: both required (no default)", |v| {
             del(&mut v["enis"][0], "vm_id");
             del(&mut v["enis"][0], "port");
+        }, Expect::Problems(&[
+            "enis[0].vm_id: missing: give the instance's id, or null for an ENI not attached to one",
+            "enis[0].port: missing: give the DPDK port id of its vSwitch port, or null for an ENI reached through the uplink",
+        ])),
+        ("ENI with null vm_id and port", |v| {
+            v["enis"][0]["vm_id"] = json!(null);
+            v["enis"][0]["port"] = json!(null);
         }, Expect::Valid),
         ("security group without rules", |v| v["security_groups"][0]["rules"] = json!([]), Expect::Valid),
         // cidr is IPv4, ipv6_cidr IPv6; both optional, as is network_acl_id.
@@ -2444,9 +2484,9 @@ mod tests {
         del(&mut v["security_groups"][0]["rules"][0], "priority");
         del(&mut v["security_groups"][0]["rules"][0], "port_range");
         del(&mut v["network_acls"][0]["ingress"][0], "port_range");
-        del(&mut v["enis"][0], "vm_id");
+        v["enis"][0]["vm_id"] = json!(null);
         del(&mut v["enis"][0], "security_group_ids");
-        del(&mut v["enis"][0], "port");
+        v["enis"][0]["port"] = json!(null);
         del(&mut v["vswitches"][0], "cidr");
         del(&mut v["vswitches"][0], "network_acl_id");
         del(&mut v, "quota");

@@ -188,9 +188,9 @@ mod tests {
     fn cfg() -> Config {
         let text = r#"{"host":"h","enis":[
           {"eni_id":"eni-1","mac":"02:00:00:00:00:01","ips":["10.0.1.5"],"instance_type":"ecs.g7.large",
-           "vswitch_id":"vsw-1","vpc_id":"vpc-1","account_id":"1","security_group_ids":["sg-a","sg-b"]},
+           "vswitch_id":"vsw-1","vpc_id":"vpc-1","account_id":"1","security_group_ids":["sg-a","sg-b"], "vm_id": null, "port": null},
           {"eni_id":"eni-2","mac":"02:00:00:00:00:02","ips":["10.0.2.5"],"instance_type":"ecs.g7.large",
-           "vswitch_id":"vsw-2","vpc_id":"vpc-1","account_id":"1"}],
+           "vswitch_id":"vsw-2","vpc_id":"vpc-1","account_id":"1", "vm_id": null, "port": null}],
           "vswitches":[{"vswitch_id":"vsw-1","vpc_id":"vpc-1","cidr":"10.0.1.0/24","network_acl_id":"nacl-1"},
                        {"vswitch_id":"vsw-2","vpc_id":"vpc-1","cidr":"10.0.2.0/24","network_acl_id":"nacl-1"}],
           "security_groups":[

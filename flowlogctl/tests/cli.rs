@@ -96,7 +96,7 @@ fn generated(edit: impl Fn(&mut Value)) -> Store {
     config["enis"].as_array_mut().unwrap().push(json!({
         "eni_id": "eni-quiet", "mac": "02:ee:00:00:00:01", "ips": ["10.0.1.200"],
         "instance_type": "ecs.g7.large", "vswitch_id": "vsw-1", "vpc_id": "vpc-1",
-        "account_id": "1234567890"
+        "account_id": "1234567890", "vm_id": null, "port": null
     }));
     config["log_store_compress"] = json!("zstd");
     edit(&mut config);

@@ -585,7 +585,7 @@ pub fn eni_json(eni_id: &str, mac: &str, ips: &[IpAddr]) -> Value {
     json!({
         "eni_id": eni_id, "mac": mac, "ips": ips,
         "vm_id": format!("i-{eni_id}"), "instance_type": "ecs.g7.large",
-        "vswitch_id": VSWITCH, "vpc_id": VPC, "account_id": ACCOUNT,
+        "vswitch_id": VSWITCH, "vpc_id": VPC, "account_id": ACCOUNT, "port": null,
     })
 }
 
@@ -1261,10 +1261,12 @@ pub fn config_with_ports(dir: &Path, ports: &[(&str, u16)]) -> PathBuf {
     for e in c["enis"].as_array_mut().expect("enis") {
         let id = e["eni_id"].as_str().expect("eni_id").to_string();
         let o = e.as_object_mut().expect("eni");
-        o.remove("port");
-        if let Some((_, p)) = ports.iter().find(|(eni, _)| *eni == id) {
-            o.insert("port".into(), Value::from(*p));
-        }
+        // An ENI without a port of its own is reached through the uplink.
+        let port = ports
+            .iter()
+            .find(|(eni, _)| *eni == id)
+            .map_or(Value::Null, |(_, p)| Value::from(*p));
+        o.insert("port".into(), port);
     }
     let p = dir.join("host.json");
     std::fs::write(&p, serde_json::to_string_pretty(&c).expect("json")).expect("write config");

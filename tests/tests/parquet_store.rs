@@ -41,7 +41,8 @@ fn config(pcap: &Path) -> Value {
         "02:ee:00:00:00:01",
         &["192.0.2.254".parse().unwrap()],
     );
-    quiet.as_object_mut().unwrap().remove("vm_id");
+    // Detached: no instance.
+    quiet["vm_id"] = json!(null);
     c["enis"].as_array_mut().unwrap().push(quiet);
     c["flow_logs"][0]["aggregation_interval"] = json!(60);
     c

@@ -139,7 +139,7 @@ fn bench_config(rules: Option<usize>) -> exporter::config::Config {
         .map(|i| {
             format!(
                 r#"{{"eni_id":"eni-{i}","mac":"02:00:00:00:00:{i:02x}","ips":["10.0.0.{i}","fd00::{i:x}"],{sg}
-                "instance_type":"ecs.g7.large","vswitch_id":"vsw-1","vpc_id":"vpc-1","account_id":"1"}}"#
+                "instance_type":"ecs.g7.large","vswitch_id":"vsw-1","vpc_id":"vpc-1","account_id":"1", "vm_id": null, "port": null}}"#
             )
         })
         .collect();
@@ -405,4 +405,91 @@ pub fn policy(rules: usize, flows: u64, packets: u64) -> PolicyFigures {
         scan_ratio_same_traffic: scan_cfg.mpps / scan_base.mpps,
         scan_rejected: scan_cfg.rejected,
     }
+}
+
+/// What reading a capture costs before any packet is processed: the floor
+/// under `flowlogd replay` (`flowlogd bench read`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReadFigures {
+    /// Frames in the capture.
+    pub packets: u64,
+    /// Bytes of the file.
+    pub bytes: u64,
+    /// Opening and mapping it, every page of the page cache mapped at once
+    /// (what `flowlogd replay` does first), milliseconds.
+    pub map_ms: f64,
+    /// One byte read per 4 KiB page of a fresh mapping, nothing else: the
+    /// page-table and TLB cost that any reader of a mapped file pays.
+    pub touch_pages_ms: f64,
+    /// Every frame found, its first bytes read (what the parser reads
+    /// first), nothing else: `flowlogd replay`'s reader alone.
+    pub walk_ms: f64,
+    /// Unmapping it, milliseconds.
+    pub unmap_ms: f64,
+    /// Map + walk + unmap: no replay of this file can take less.
+    pub reader_total_ms: f64,
+    /// The same frames per second through the reader alone, millions.
+    pub reader_mpps: f64,
+    /// `read(2)` of the whole file into one 1 MiB buffer (what `cat` does),
+    /// milliseconds.
+    pub copy_ms: f64,
+}
+
+/// Measures [`ReadFigures`] for the capture at `path` (page cache warmed
+/// first by one copy).
+pub fn read(path: &std::path::Path) -> Result<ReadFigures, crate::capture::CaptureError> {
+    use crate::capture::Capture;
+    use std::io::Read;
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
+    let copy = || -> f64 {
+        let t = Instant::now();
+        let mut buf = vec![0u8; 1 << 20];
+        if let Ok(mut f) = std::fs::File::open(path) {
+            while matches!(f.read(&mut buf), Ok(n) if n > 0) {}
+        }
+        ms(t)
+    };
+    copy();
+    let copy_ms = copy();
+    // Pages alone.
+    let cap = Capture::open(path)?;
+    let t = Instant::now();
+    let mut sum = 0u64;
+    for page in cap.as_bytes().chunks(4096) {
+        sum = sum.wrapping_add(u64::from(page[0]));
+    }
+    let touch_pages_ms = ms(t);
+    drop(cap);
+    // The reader.
+    let t = Instant::now();
+    let cap = Capture::open(path)?;
+    let map_ms = ms(t);
+    let t = Instant::now();
+    let mut packets = 0u64;
+    for f in cap.frames() {
+        let Ok(f) = f else { break };
+        packets += 1;
+        let d = f.data;
+        sum = sum
+            .wrapping_add(u64::from(d.first().copied().unwrap_or(0)))
+            .wrapping_add(u64::from(d.get(23).copied().unwrap_or(0)));
+    }
+    let walk_ms = ms(t);
+    let bytes = cap.len_bytes();
+    let t = Instant::now();
+    drop(cap);
+    let unmap_ms = ms(t);
+    std::hint::black_box(sum);
+    let reader_total_ms = map_ms + walk_ms + unmap_ms;
+    Ok(ReadFigures {
+        packets,
+        bytes,
+        map_ms,
+        touch_pages_ms,
+        walk_ms,
+        unmap_ms,
+        reader_total_ms,
+        reader_mpps: packets as f64 / reader_total_ms / 1e3,
+        copy_ms,
+    })
 }

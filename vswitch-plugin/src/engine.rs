@@ -1063,7 +1063,7 @@ mod tests {
         let eni = json!({
             "eni_id": "eni-c1", "mac": "02:00:00:00:00:c1", "ips": ["10.0.1.77"],
             "vm_id": "i-c1", "instance_type": "ecs.g7.large", "vswitch_id": "vsw-1",
-            "vpc_id": "vpc-1", "account_id": "1234567890", "security_group_ids": ["sg-web"]
+            "vpc_id": "vpc-1", "account_id": "1234567890", "security_group_ids": ["sg-web"], "port": null
         });
         r.ok("enis.attach", json!({ "eni": eni }));
         let e = r.refused("enis.attach", json!({ "eni": eni }));

@@ -209,16 +209,21 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let stop = AtomicBool::new(false);
     let result = std::thread::scope(|s| {
         let exporter = {
-            let (handoffs, clock, store) = (&handoffs, &clock, &store);
+            let (handoffs, clock, store, stop) = (&handoffs, &clock, &store, &stop);
             std::thread::Builder::new()
                 .name("flowlog-exporter".into())
                 .spawn_scoped(s, move || {
+                    let _trip = Tripwire { handoffs, stop };
                     run_store_exporter(plan, handoffs, clock, store, sinks, live)
                 })
                 .expect("spawn exporter")
         };
         let mut counters = WorkerCounters::default();
         let mut pcounters = PolicyCounters::default();
+        let trip = Tripwire {
+            handoffs: &handoffs,
+            stop: &stop,
+        };
         let summary = if opts.workers == 1 {
             // One worker: it runs on the reading thread, no handoff at all.
             let active = actives.pop().expect("one table set");
@@ -252,12 +257,13 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             for (i, active) in actives.into_iter().enumerate() {
                 let lane = lanes[i].clone();
                 let h = handoffs[i].clone();
-                let stop = &stop;
+                let (stop, handoffs) = (&stop, &handoffs);
                 let policy = Policy::new(compiled.clone(), opts.conns_per_core);
                 workers.push(
                     std::thread::Builder::new()
                         .name(format!("flowlog-worker-{i}"))
                         .spawn_scoped(s, move || {
+                            let _trip = Tripwire { handoffs, stop };
                             let w = Worker::new(active, h, slice, enis, policy);
                             worker_loop(w, &lane, stop, live.map(|l| (l, i)))
                         })
@@ -265,7 +271,11 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
                 );
             }
             let mut feed = Threads {
-                pending: lanes.iter().map(|l| take_empty(l)).collect(),
+                pending: lanes
+                    .iter()
+                    .zip(&handoffs)
+                    .map(|(l, h)| take_empty(l, h))
+                    .collect(),
                 lanes: &lanes,
                 handoffs: &handoffs,
             };
@@ -289,6 +299,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             }
             summary
         };
+        drop(trip);
         let done = exporter.join().expect("exporter thread");
         (summary, counters, pcounters, done)
     });
@@ -371,7 +382,38 @@ fn worker_loop(
 fn pace(h: &Handoff, rotations: u64) {
     let need = rotations.saturating_sub(TABLES_PER_WORKER as u64 - 1);
     while h.returned.load(Ordering::Acquire) < need {
+        give_up_if_failed(h);
         std::thread::yield_now();
+    }
+}
+
+/// Ends a wait on a thread that will never answer: it stopped by a panic
+/// (its message is above).
+fn give_up_if_failed(h: &Handoff) {
+    if h.failed.load(Ordering::Acquire) {
+        panic!("replay stopped: another of its threads failed (see above)");
+    }
+}
+
+/// Held by each thread of a replay: if the thread ends by a panic, every
+/// other one is told (workers stop, the exporter ends with what it has, the
+/// dispatcher stops waiting), so the replay fails with the panic's message
+/// instead of hanging.
+struct Tripwire<'a> {
+    handoffs: &'a [Arc<Handoff>],
+    stop: &'a AtomicBool,
+}
+
+impl Drop for Tripwire<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.stop.store(true, Ordering::Release);
+            for h in self.handoffs {
+                h.failed.store(true, Ordering::Release);
+                h.watermark.store(u64::MAX, Ordering::Release);
+                h.done.store(true, Ordering::Release);
+            }
+        }
     }
 }
 
@@ -443,24 +485,26 @@ struct Threads<'a> {
     pending: Vec<Box<Batch>>,
 }
 
-fn send(lane: &Lane, b: Box<Batch>) {
+fn send(lane: &Lane, h: &Handoff, b: Box<Batch>) {
     let mut b = b;
     loop {
         match lane.full.push(b) {
             Ok(()) => return,
             Err(back) => {
                 b = back;
+                give_up_if_failed(h);
                 std::thread::yield_now();
             }
         }
     }
 }
 
-fn take_empty(lane: &Lane) -> Box<Batch> {
+fn take_empty(lane: &Lane, h: &Handoff) -> Box<Batch> {
     loop {
         if let Some(b) = lane.empty.pop() {
             return b;
         }
+        give_up_if_failed(h);
         std::thread::yield_now();
     }
 }
@@ -472,9 +516,9 @@ impl Feed for Threads<'_> {
     fn boundary(&mut self, secs: u64, rotations: u64) {
         for (i, lane) in self.lanes.iter().enumerate() {
             pace(&self.handoffs[i], rotations);
-            let old = std::mem::replace(&mut self.pending[i], take_empty(lane));
+            let old = std::mem::replace(&mut self.pending[i], take_empty(lane, &self.handoffs[i]));
             if old.n > 0 || old.advance > 0 || old.reconfig.is_some() {
-                send(lane, old);
+                send(lane, &self.handoffs[i], old);
             } else {
                 let _ = lane.empty.push(old);
             }
@@ -487,15 +531,15 @@ impl Feed for Threads<'_> {
         b.pkts[b.n] = s;
         b.n += 1;
         if b.n == BATCH {
-            let full = std::mem::replace(b, take_empty(&self.lanes[w]));
-            send(&self.lanes[w], full);
+            let full = std::mem::replace(b, take_empty(&self.lanes[w], &self.handoffs[w]));
+            send(&self.lanes[w], &self.handoffs[w], full);
         }
     }
     fn flush(&mut self) {
         for (i, lane) in self.lanes.iter().enumerate() {
-            let b = std::mem::replace(&mut self.pending[i], take_empty(lane));
+            let b = std::mem::replace(&mut self.pending[i], take_empty(lane, &self.handoffs[i]));
             if b.n > 0 || b.advance > 0 || b.reconfig.is_some() {
-                send(lane, b);
+                send(lane, &self.handoffs[i], b);
             } else {
                 let _ = lane.empty.push(b);
             }

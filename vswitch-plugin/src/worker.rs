@@ -195,6 +195,9 @@ pub struct Handoff {
     pub done: AtomicBool,
     /// Tables the exporter returned so far (replay paces on it).
     pub returned: AtomicU64,
+    /// Set when a thread on either side stopped by a panic: whoever waits
+    /// on the other side gives up instead of waiting for ever.
+    pub failed: AtomicBool,
 }
 
 impl Handoff {
@@ -210,6 +213,7 @@ impl Handoff {
             watermark: AtomicU64::new(0),
             done: AtomicBool::new(false),
             returned: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
         };
         let mut it = pool.into_iter();
         let active = it.next().expect("two tables");

@@ -24,7 +24,7 @@ fn config() -> exporter::config::Config {
         .map(|i| {
             format!(
                 r#"{{"eni_id":"eni-{i}","mac":"02:00:00:00:00:{i:02x}","ips":["10.0.0.{i}"],"vm_id":"i-{i}",
-                "instance_type":"ecs.g7.large","vswitch_id":"vsw-1","vpc_id":"vpc-1","account_id":"1"}}"#
+                "instance_type":"ecs.g7.large","vswitch_id":"vsw-1","vpc_id":"vpc-1","account_id":"1", "port": null}}"#
             )
         })
         .collect();

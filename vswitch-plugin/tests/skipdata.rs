@@ -16,9 +16,9 @@ fn skipped_packets_are_exactly_the_skipdata() {
     let cfg = exporter::config::from_json(
         r#"{"host":"h","enis":[
             {"eni_id":"eni-1","mac":"02:00:00:00:00:01","ips":[],"instance_type":"ecs.g7.large",
-             "vswitch_id":"vsw-1","vpc_id":"vpc-1","account_id":"1"},
+             "vswitch_id":"vsw-1","vpc_id":"vpc-1","account_id":"1", "vm_id": null, "port": null},
             {"eni_id":"eni-2","mac":"02:00:00:00:00:02","ips":[],"instance_type":"ecs.g7.large",
-             "vswitch_id":"vsw-1","vpc_id":"vpc-1","account_id":"1"}],
+             "vswitch_id":"vsw-1","vpc_id":"vpc-1","account_id":"1", "vm_id": null, "port": null}],
             "vswitches":[{"vswitch_id":"vsw-1","vpc_id":"vpc-1"}],"security_groups":[],
             "network_acls":[],"flow_logs":[{"flow_log_id":"fl","account_id":"1","resource_type":"VPC",
             "resource_id":"vpc-1","aggregation_interval":60,"project_name":"p","log_store_name":"s"}]}"#,

@@ -66,7 +66,7 @@ fn frame(i: u32, v6: bool) -> Vec<u8> {
 fn steady_state_allocates_nothing() {
     let cfg = exporter::config::from_json(
         r#"{"host":"h","enis":[{"eni_id":"eni-1","mac":"02:00:00:00:00:01","ips":[],
-            "instance_type":"ecs.g7.large","vswitch_id":"vsw-1","vpc_id":"vpc-1","account_id":"1"}],
+            "instance_type":"ecs.g7.large","vswitch_id":"vsw-1","vpc_id":"vpc-1","account_id":"1", "vm_id": null, "port": null}],
             "vswitches":[{"vswitch_id":"vsw-1","vpc_id":"vpc-1"}],"security_groups":[],
             "network_acls":[],"flow_logs":[]}"#,
         "test",

@@ -601,6 +601,17 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// What reading a capture costs before any packet is processed
+    /// (mapping, finding every frame, unmapping), beside a `read(2)` copy
+    /// of it: the floor under `flowlogd replay` of that file.
+    Read {
+        /// The capture.
+        #[arg(long)]
+        pcap: PathBuf,
+        /// One JSON line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
@@ -659,6 +670,30 @@ fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
                     f.memory_limit_mops,
                     f.fraction_of_memory_limit * 100.0,
                     f.evictions
+                );
+            }
+            Ok(())
+        }
+        BenchCmd::Read { pcap, json } => {
+            let f = flowlog::bench::read(&pcap)?;
+            if json {
+                outln!(
+                    "{}",
+                    serde_json::to_string(&serde_json::json!({"bench": "read", "figures": f}))?
+                );
+            } else {
+                outln!(
+                    "read: {} frames, {} bytes: map {:.0} ms + find every frame {:.0} ms + unmap {:.0} ms = {:.0} ms \
+                     ({:.2} Mpps, the reader alone); one byte per 4 KiB page {:.0} ms; read(2) copy {:.0} ms",
+                    f.packets,
+                    f.bytes,
+                    f.map_ms,
+                    f.walk_ms,
+                    f.unmap_ms,
+                    f.reader_total_ms,
+                    f.reader_mpps,
+                    f.touch_pages_ms,
+                    f.copy_ms
                 );
             }
             Ok(())

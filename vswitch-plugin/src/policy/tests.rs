@@ -29,11 +29,11 @@ fn policy(
     let text = format!(
         r#"{{"host":"h","enis":[
           {{"eni_id":"eni-1","mac":"02:00:00:00:00:01","ips":["10.0.1.5","fd00:1::5"],"instance_type":"ecs.g7.large",
-            "vswitch_id":"vsw-1","vpc_id":"vpc-1","account_id":"1","security_group_ids":["sg-a"{extra}]}},
+            "vswitch_id":"vsw-1","vpc_id":"vpc-1","account_id":"1","security_group_ids":["sg-a"{extra}], "vm_id": null, "port": null}},
           {{"eni_id":"eni-2","mac":"02:00:00:00:00:02","ips":["10.0.2.5"],"instance_type":"ecs.g7.large",
-            "vswitch_id":"vsw-2","vpc_id":"vpc-1","account_id":"1","security_group_ids":["sg-a"]}},
+            "vswitch_id":"vsw-2","vpc_id":"vpc-1","account_id":"1","security_group_ids":["sg-a"], "vm_id": null, "port": null}},
           {{"eni_id":"eni-3","mac":"02:00:00:00:00:03","ips":["10.0.1.7"],"instance_type":"ecs.g7.large",
-            "vswitch_id":"vsw-1","vpc_id":"vpc-1","account_id":"1"}}],
+            "vswitch_id":"vsw-1","vpc_id":"vpc-1","account_id":"1", "vm_id": null, "port": null}}],
         "vswitches":[{{"vswitch_id":"vsw-1","vpc_id":"vpc-1","cidr":"10.0.1.0/24","ipv6_cidr":"fd00:1::/64","network_acl_id":"nacl-1"}},
                      {{"vswitch_id":"vsw-2","vpc_id":"vpc-1","cidr":"10.0.2.0/24"}}],
         "security_groups":[{{"security_group_id":"sg-a","rules":[{sg_rules}]}}{groups}],
