@@ -201,6 +201,7 @@ impl FlowTable {
     pub fn prefetch(&self, hash: u64) {
         let i = hash as usize & self.mask;
         mem::prefetch(&self.entries[i]);
+        mem::prefetch(&self.entries[(i + 1) & self.mask]);
     }
 
     /// Counts a packet of `eni` as skipped.
@@ -268,7 +269,12 @@ impl FlowTable {
     /// few packets ahead, to prefetch what reusing the hint will touch).
     #[inline(always)]
     pub fn peek_hint(&self, key: &FlowKey, hash: u64) -> Option<u32> {
-        let e = &self.entries[hash as usize & self.mask];
+        let i = hash as usize & self.mask;
+        let e = &self.entries[i];
+        if e.used && e.key == *key {
+            return Some(e.hint);
+        }
+        let e = &self.entries[(i + 1) & self.mask];
         (e.used && e.key == *key).then_some(e.hint)
     }
 
