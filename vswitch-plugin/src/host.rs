@@ -79,7 +79,7 @@ use crate::live::{Live, WorkerView};
 use crate::policy::{CompiledPolicy, Policy, PolicyCounters};
 use crate::replay::TABLES_PER_WORKER;
 use crate::wire::{self, LinkType, PacketMeta, ParseError};
-use crate::worker::{Handoff, Seen, Worker, WorkerCounters, NO_ENI};
+use crate::worker::{Handoff, Seen, Tripwire, Worker, WorkerCounters, NO_ENI};
 use crossbeam::queue::ArrayQueue;
 use exporter::config::Config;
 use exporter::merge::{FlowLogStats, Plan};
@@ -306,6 +306,7 @@ impl Shared<'_, '_> {
                 while self.mode.load(Ordering::Acquire) == CLOCK_PACKETS
                     && self.handoffs[w].free.is_empty()
                     && !self.opts.stop.load(Ordering::Relaxed)
+                    && !self.handoffs[w].failed.load(Ordering::Acquire)
                 {
                     std::thread::yield_now();
                 }
@@ -539,9 +540,14 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         let exporter = {
             let (handoffs, clock, store) = (&handoffs, &clock, &store);
             let others = &placement.others;
+            let halt = &shared.halt;
             std::thread::Builder::new()
                 .name("flowlog-exporter".into())
                 .spawn_scoped(s, move || {
+                    let _trip = Tripwire {
+                        handoffs,
+                        stop: halt,
+                    };
                     if !crate::dpdk::run_current_thread_on(others) {
                         tracing::warn!("the exporter could not leave the main lcore's core");
                     }
@@ -574,11 +580,15 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
                 .workers
                 .get(w)
                 .map(|&id| core_affinity::CoreId { id });
-            let shared = &shared;
+            let (shared, handoffs) = (&shared, &handoffs);
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("flowlog-worker-{w}"))
                     .spawn_scoped(s, move || {
+                        let _trip = Tripwire {
+                            handoffs,
+                            stop: &shared.halt,
+                        };
                         if let Some(c) = core {
                             if !core_affinity::set_for_current(c) {
                                 tracing::warn!("worker {w}: could not pin to core {}", c.id);
@@ -890,7 +900,10 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>) -> WorkerRun 
             // After every handoff push of this worker.
             sh.rx_stopped.fetch_add(1, Ordering::AcqRel);
         }
-        let all_stopped = halted && sh.rx_stopped.load(Ordering::Acquire) == sh.n;
+        // A worker that ended by a panic never counts itself stopped.
+        let all_stopped = halted
+            && (sh.rx_stopped.load(Ordering::Acquire) == sh.n
+                || sh.handoffs[w].failed.load(Ordering::Acquire));
         let mut got = 0;
         if !halted {
             for &(pi, q) in &sh.polls[w] {

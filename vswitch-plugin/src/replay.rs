@@ -19,7 +19,7 @@ use crate::flow::FlowTable;
 use crate::live::{DispatchView, Live, WorkerView};
 use crate::policy::{CompiledPolicy, Policy, PolicyCounters};
 use crate::wire::{self, PacketMeta, ParseError};
-use crate::worker::{Handoff, Seen, Worker, WorkerCounters, WORKER_BURST};
+use crate::worker::{Handoff, Seen, Tripwire, Worker, WorkerCounters, WORKER_BURST};
 use crossbeam::queue::ArrayQueue;
 use exporter::config::Config;
 use exporter::merge::{FlowLogStats, Plan};
@@ -392,28 +392,6 @@ fn pace(h: &Handoff, rotations: u64) {
 fn give_up_if_failed(h: &Handoff) {
     if h.failed.load(Ordering::Acquire) {
         panic!("replay stopped: another of its threads failed (see above)");
-    }
-}
-
-/// Held by each thread of a replay: if the thread ends by a panic, every
-/// other one is told (workers stop, the exporter ends with what it has, the
-/// dispatcher stops waiting), so the replay fails with the panic's message
-/// instead of hanging.
-struct Tripwire<'a> {
-    handoffs: &'a [Arc<Handoff>],
-    stop: &'a AtomicBool,
-}
-
-impl Drop for Tripwire<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.stop.store(true, Ordering::Release);
-            for h in self.handoffs {
-                h.failed.store(true, Ordering::Release);
-                h.watermark.store(u64::MAX, Ordering::Release);
-                h.done.store(true, Ordering::Release);
-            }
-        }
     }
 }
 

@@ -224,6 +224,32 @@ impl Handoff {
     }
 }
 
+/// Held by each thread of a replay or a run: if the thread ends by a
+/// panic (a bug), every other one is told: `stop` is raised (workers stop
+/// in order), each `Handoff` is marked failed and done (the exporter ends
+/// with what it has, a dispatcher waiting on a ring gives up), so the
+/// process fails with the panic's message instead of waiting for ever on a
+/// thread that will never answer.
+pub struct Tripwire<'a> {
+    /// Every worker's handoff.
+    pub handoffs: &'a [Arc<Handoff>],
+    /// The flag that stops the workers.
+    pub stop: &'a AtomicBool,
+}
+
+impl Drop for Tripwire<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.stop.store(true, Ordering::Release);
+            for h in self.handoffs {
+                h.failed.store(true, Ordering::Release);
+                h.watermark.store(u64::MAX, Ordering::Release);
+                h.done.store(true, Ordering::Release);
+            }
+        }
+    }
+}
+
 /// Counters of one worker (written only by it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WorkerCounters {
