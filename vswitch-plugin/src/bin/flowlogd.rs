@@ -614,6 +614,15 @@ enum BenchCmd {
     },
 }
 
+/// One benchmark's figures as one JSON line: `{"bench": NAME, "figures": ...}`.
+fn json_line(bench: &str, figures: &impl serde::Serialize) -> anyhow::Result<()> {
+    outln!(
+        "{}",
+        serde_json::to_string(&serde_json::json!({"bench": bench, "figures": figures}))?
+    );
+    Ok(())
+}
+
 fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Policy {
@@ -624,10 +633,7 @@ fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
         } => {
             let f = flowlog::bench::policy(rules, flows, packets);
             if json {
-                outln!(
-                    "{}",
-                    serde_json::to_string(&serde_json::json!({"bench": "policy", "figures": f}))?
-                );
+                json_line("policy", &f)?;
             } else {
                 outln!(
                     "policy: {} rules/ENI: no policy {:.2} Mpps; established {:.2} Mpps ({:.0}%); scan {:.2} Mpps ({:.0}%; the scan's traffic with no policy {:.2} Mpps, {:.0}%), {} rejected",
@@ -652,10 +658,7 @@ fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
             let packets = packets.unwrap_or_else(|| (20_000_000u64).max(flows * 4));
             let f = flowlog::bench::datapath(flows, packets);
             if json {
-                outln!(
-                    "{}",
-                    serde_json::to_string(&serde_json::json!({"bench": "datapath", "figures": f}))?
-                );
+                json_line("datapath", &f)?;
             } else {
                 outln!(
                     "datapath: {} flows: {:.2} Mpps/core ({:.1} ns/packet, of which {:.1} writing frames); \
@@ -677,10 +680,7 @@ fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Read { pcap, json } => {
             let f = flowlog::bench::read(&pcap)?;
             if json {
-                outln!(
-                    "{}",
-                    serde_json::to_string(&serde_json::json!({"bench": "read", "figures": f}))?
-                );
+                json_line("read", &f)?;
             } else {
                 outln!(
                     "read: {} frames, {} bytes: map {:.0} ms + find every frame {:.0} ms + unmap {:.0} ms = {:.0} ms \

@@ -155,6 +155,9 @@ pub struct ConnTable {
     /// connection) rather than into the key's cache line.
     deadlines: HugeSlice<u64>,
     tags: HugeSlice<u64>,
+    /// The latest packet time that set a deadline (Unix ns): every
+    /// deadline is at most this plus its idle timeout.
+    latest: u64,
     bmask: usize,
     cursor: usize,
     len: usize,
@@ -169,6 +172,7 @@ impl ConnTable {
             slots: HugeSlice::zeroed(n),
             deadlines: HugeSlice::zeroed(n),
             tags: HugeSlice::zeroed(n / WINDOW),
+            latest: 0,
             bmask: n / WINDOW - 1,
             cursor: 0,
             len: 0,
@@ -280,6 +284,7 @@ impl ConnTable {
     #[inline]
     pub fn touch_slot(&mut self, k: &ConnKey, p: &Probe, now: u64) -> (Touch, Option<usize>) {
         let Probe { b1, b2, tag, slot } = *p;
+        self.latest = self.latest.max(now);
         if let Some(i) = slot {
             let d = now + k.idle();
             if self.live(i, now) {
@@ -323,21 +328,23 @@ impl ConnTable {
     /// slot was returned by [`ConnTable::touch_slot`] and a packet of it has
     /// been accepted since less than its idle timeout ago (a live slot is
     /// never emptied or reused).
+    ///
+    /// A packet in time order (no earlier than any packet this table has
+    /// seen) gives the connection's largest deadline: a plain store, no
+    /// load. One out of order (a capture's reordering) takes the maximum,
+    /// so it never moves expiry back.
     #[inline(always)]
     pub fn refresh(&mut self, i: usize, now: u64, idle: u64) {
         debug_assert!(self.tag_at(i) != 0 && self.live(i, now));
         debug_assert_eq!(idle, self.slots[i].key.idle());
         let d = &mut self.deadlines[i];
-        *d = (*d).max(now + idle);
-    }
-
-    /// Sets the expiry of the connection in slot `i` to `deadline`, for a
-    /// caller that knows no packet of it has been seen later than the one
-    /// giving this deadline (so the maximum is this one): a store, no load.
-    #[inline(always)]
-    pub fn extend(&mut self, i: usize, deadline: u64) {
-        debug_assert!(self.tag_at(i) != 0 && deadline >= self.deadlines[i]);
-        self.deadlines[i] = deadline;
+        if now >= self.latest {
+            self.latest = now;
+            debug_assert!(now + idle >= *d);
+            *d = now + idle;
+        } else {
+            *d = (*d).max(now + idle);
+        }
     }
 
     /// Empties up to `n` slots' worth of expired connections, continuing

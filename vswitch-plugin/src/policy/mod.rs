@@ -230,9 +230,6 @@ impl PolicyCounters {
 pub struct Policy {
     compiled: Arc<CompiledPolicy>,
     conns: ConnTable,
-    /// The latest packet time judged or reused so far (Unix ns): every
-    /// deadline in `conns` is at most this plus its idle timeout.
-    latest: u64,
     /// Counters.
     pub counters: PolicyCounters,
 }
@@ -253,7 +250,6 @@ impl Policy {
         Policy {
             compiled,
             conns: ConnTable::new(conns),
-            latest: 0,
             counters: PolicyCounters::default(),
         }
     }
@@ -317,7 +313,6 @@ impl Verdicts for Policy {
             }
             return (Action::Accept, HINT_STATELESS);
         };
-        self.latest = self.latest.max(now);
         let key = ConnKey::new(eni, m);
         self.conns
             .sweep(now, SWEEP_PER_PACKET, &mut self.counters.expired);
@@ -384,14 +379,7 @@ impl Verdicts for Policy {
         if secs.saturating_sub(last_secs) >= idle / conn::NS {
             return false;
         }
-        if now >= self.latest {
-            // In time order (the rule): no packet of this connection came
-            // later, so its new deadline is the largest; store it unread.
-            self.latest = now;
-            self.conns.extend(hint as usize, now + idle);
-        } else {
-            self.conns.refresh(hint as usize, now, idle);
-        }
+        self.conns.refresh(hint as usize, now, idle);
         self.counters.tracked += 1;
         true
     }
