@@ -15,11 +15,6 @@ use std::sync::Arc;
 /// How many keys ahead the worker prefetches table buckets.
 const PREFETCH_AHEAD: usize = 12;
 
-/// How many keys ahead the worker looks at a flow's entry (its bucket
-/// requested `PREFETCH_AHEAD - HINT_AHEAD` keys earlier) and prefetches
-/// what its policy hint will touch.
-const HINT_AHEAD: usize = 6;
-
 /// No ENI (in [`Seen::out_eni`] / [`Seen::in_eni`]).
 pub const NO_ENI: u16 = u16::MAX;
 
@@ -71,24 +66,18 @@ pub trait Verdicts: Send {
     /// Whether a later packet of a flow whose last ACCEPTed packet was at
     /// `last_secs` (Unix seconds, in the same table and configuration) is
     /// accepted again without a judgement, as `judge` would accept it; if
-    /// so, the policy's state is refreshed as `judge` would refresh it.
+    /// so, the policy's state is refreshed as `judge` would refresh it (at
+    /// once, or owed until [`Verdicts::housekeeping`] or the next
+    /// judgement, whichever comes first).
     /// `proto` is the flow's protocol; `secs`/`now_ns` the packet's time.
     #[inline]
     fn reuse(&mut self, hint: u32, _proto: u8, _last_secs: u64, _secs: u64, _now_ns: u64) -> bool {
         hint == HINT_STATELESS
     }
 
-    /// Whether [`Verdicts::prefetch_hint`] does anything (if not, the
-    /// worker does not look at flows ahead for their hints).
-    const PREFETCHES_HINTS: bool = false;
-
-    /// Brings what [`Verdicts::reuse`] of `hint` will touch into the cache
-    /// (called a few packets ahead; the default does nothing).
-    #[inline]
-    fn prefetch_hint(&self, _hint: u32) {}
-
     /// Background work owed by a burst in which `reuse` let packets
-    /// through (the policy's expiry sweep), done once per burst.
+    /// through (refreshes it owes, the policy's expiry sweep), done at the
+    /// end of that burst.
     #[inline]
     fn housekeeping(&mut self, _now_ns: u64) {}
 }
@@ -539,15 +528,6 @@ impl<P: Verdicts> Worker<P> {
             for i in 0..n.min(PREFETCH_AHEAD) {
                 t.prefetch(self.hashes[i]);
             }
-            for i in 0..if P::PREFETCHES_HINTS {
-                n.min(HINT_AHEAD)
-            } else {
-                0
-            } {
-                if let Some(hint) = t.peek_hint(&self.keys[i], self.hashes[i]) {
-                    self.policy.prefetch_hint(hint);
-                }
-            }
         }
         self.counters.packets += pkts.len() as u64;
         let mut reused = false;
@@ -556,12 +536,6 @@ impl<P: Verdicts> Worker<P> {
             if let Some(t) = self.table.as_ref() {
                 if i + PREFETCH_AHEAD < n {
                     t.prefetch(self.hashes[i + PREFETCH_AHEAD]);
-                }
-                if P::PREFETCHES_HINTS && i + HINT_AHEAD < n {
-                    let j = i + HINT_AHEAD;
-                    if let Some(hint) = t.peek_hint(&self.keys[j], self.hashes[j]) {
-                        self.policy.prefetch_hint(hint);
-                    }
                 }
             }
             let pi = usize::from(self.which[i]);

@@ -265,19 +265,6 @@ impl FlowTable {
         Insert::Evicted(std::mem::replace(&mut self.entries[oldest], new))
     }
 
-    /// The hint of `key`'s flow if it sits in its home slot (a cheap look a
-    /// few packets ahead, to prefetch what reusing the hint will touch).
-    #[inline(always)]
-    pub fn peek_hint(&self, key: &FlowKey, hash: u64) -> Option<u32> {
-        let i = hash as usize & self.mask;
-        let e = &self.entries[i];
-        if e.used && e.key == *key {
-            return Some(e.hint);
-        }
-        let e = &self.entries[(i + 1) & self.mask];
-        (e.used && e.key == *key).then_some(e.hint)
-    }
-
     /// Records one packet of a flow whose verdict is not known yet, with one
     /// walk of the probe window. `key` is the flow's ACCEPT key, `hash` its
     /// hash (the REJECT twin lives in the same window). If the table holds

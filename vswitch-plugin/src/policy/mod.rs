@@ -230,9 +230,19 @@ impl PolicyCounters {
 pub struct Policy {
     compiled: Arc<CompiledPolicy>,
     conns: ConnTable,
+    /// Refreshes owed by reused packets of the current burst, in packet
+    /// order: (slot, packet time, idle timeout). Their deadlines are
+    /// prefetched when the packet passes and written when the burst ends,
+    /// or before anything reads a deadline (a judgement, the sweep), so
+    /// every reader sees exactly what refreshing at once would have left.
+    pending: [(u32, u64, u64); PENDING],
+    pending_len: usize,
     /// Counters.
     pub counters: PolicyCounters,
 }
+
+/// Refreshes a burst can owe: one per observation.
+const PENDING: usize = 2 * crate::worker::WORKER_BURST;
 
 /// Connection-table slots the sweep looks at per judged packet: bounded, so
 /// no burst waits on expiry.
@@ -250,8 +260,19 @@ impl Policy {
         Policy {
             compiled,
             conns: ConnTable::new(conns),
+            pending: [(0, 0, 0); PENDING],
+            pending_len: 0,
             counters: PolicyCounters::default(),
         }
+    }
+
+    /// Writes the refreshes owed, in packet order.
+    #[inline]
+    fn settle(&mut self) {
+        for &(i, now, idle) in &self.pending[..self.pending_len] {
+            self.conns.refresh(i as usize, now, idle);
+        }
+        self.pending_len = 0;
     }
 
     /// Judges from now on by `compiled` (new rules, new ENIs); the tracked
@@ -261,7 +282,7 @@ impl Policy {
         self.compiled = compiled;
     }
 
-    /// The connection table.
+    /// The connection table (as of the last finished burst or judgement).
     pub fn conns(&self) -> &ConnTable {
         &self.conns
     }
@@ -286,6 +307,8 @@ impl Verdicts for Policy {
         m: &PacketMeta,
         now: u64,
     ) -> (Action, u32) {
+        // A judgement may read deadlines: the refreshes owed first.
+        self.settle();
         let Some(p) = self.compiled.enis.get(usize::from(eni)) else {
             return (Action::Accept, HINT_STATELESS);
         };
@@ -379,22 +402,22 @@ impl Verdicts for Policy {
         if secs.saturating_sub(last_secs) >= idle / conn::NS {
             return false;
         }
-        self.conns.refresh(hint as usize, now, idle);
+        // Owed, not written now: the deadline's line is requested here and
+        // written when the burst ends (or before a deadline is next read),
+        // so no packet waits for it.
+        if self.pending_len == PENDING {
+            self.settle();
+        }
+        self.conns.prefetch_slot(hint as usize);
+        self.pending[self.pending_len] = (hint, now, idle);
+        self.pending_len += 1;
         self.counters.tracked += 1;
         true
     }
 
-    const PREFETCHES_HINTS: bool = true;
-
-    #[inline]
-    fn prefetch_hint(&self, hint: u32) {
-        if hint < HINT_STATELESS {
-            self.conns.prefetch_slot(hint as usize);
-        }
-    }
-
     #[inline]
     fn housekeeping(&mut self, now: u64) {
+        self.settle();
         self.conns
             .sweep(now, SWEEP_PER_BURST, &mut self.counters.expired);
     }

@@ -759,3 +759,44 @@ fn a_tracked_flow_with_a_full_connection_table_is_judged_every_packet() {
         "no connection to reuse: each packet tries again"
     );
 }
+
+#[test]
+fn a_refresh_owed_in_a_burst_is_seen_by_a_judgement_later_in_it() {
+    // A reused packet's refresh is written when the burst ends, or before
+    // any packet after it in the same burst is judged. Here the reply,
+    // later in the same burst, is 180.5 s after the packet that last wrote
+    // the deadline and 0.6 s after the reused one: tracked only if the
+    // owed refresh was written before it was judged.
+    use crate::worker::{Seen, NO_ENI};
+    let mut w = worker(policy("", "", "", "", 64));
+    let s = conn::NS;
+    let t0 = 1_800_000_000 * s;
+    let out = outbound("198.51.100.7", 53, 17);
+    let back = v4("198.51.100.7", 53, "10.0.1.5", 40000, 17);
+    assert_eq!(through(&mut w, Out, out, t0), Accept, "opens");
+    let seen = |m: PacketMeta, ns: u64, out_eni: u16, in_eni: u16| Seen {
+        meta: m,
+        secs: ns / s,
+        ns,
+        out_eni,
+        in_eni,
+        host_verdict: None,
+    };
+    let judged = w.policy().counters.rule_lookups;
+    let tracked = w.policy().counters.tracked;
+    w.process(&[
+        seen(out, t0 + 179 * s + 900_000_000, 0, NO_ENI),
+        seen(back, t0 + 180 * s + 500_000_000, NO_ENI, 0),
+    ]);
+    assert_eq!(w.verdicts(), &[Accept, Accept]);
+    assert_eq!(
+        w.policy().counters.rule_lookups,
+        judged,
+        "the first reused its verdict, the reply passed as tracked"
+    );
+    assert_eq!(w.policy().counters.tracked, tracked + 2);
+    // After the burst, the table holds the refreshed deadline too.
+    let key = conn::ConnKey::new(0, &back);
+    assert!(w.policy().conns().lookup(&key, t0 + 359 * s + 800_000_000));
+    assert!(!w.policy().conns().lookup(&key, t0 + 360 * s + 500_000_000));
+}
