@@ -5,7 +5,7 @@
 //! for the 240 s capture, so a machine busy for seconds with other tests'
 //! services still sees every change land before the end); the test creates
 //! a VPC flow log, attaches a new ENI, replaces a network ACL's ingress
-//! rules and stops a flow log, 0.8 s apart. Each reply says
+//! rules and stops a flow log, 1.6 s apart (32 s of the capture). Each reply says
 //! the first frame recorded under the change; replays of the capture cut at
 //! those frames (without any socket) give what each flow log must hold.
 
@@ -168,14 +168,14 @@ fn live_changes(workers: &str) {
             std::thread::sleep(w);
         }
     };
-    at(0.8);
+    at(1.6);
     let (f1, _) = c.change(
         "flow-logs.create",
         json!({"flow_log": vpc_flow_log("fl-vpc2", "vpc-2", "vpc2")}),
     );
-    at(1.6);
+    at(3.2);
     let (f2, _) = c.change("enis.attach", json!({ "eni": b2 }));
-    at(2.4);
+    at(4.8);
     let drop_all = json!([
         {"policy": "drop", "ip_protocol": "all", "port_range": "-1/-1", "cidr": "0.0.0.0/0"},
         {"policy": "drop", "ip_protocol": "all", "port_range": "-1/-1", "cidr": "::/0"}
@@ -184,7 +184,7 @@ fn live_changes(workers: &str) {
         "network-acls.replace",
         json!({"network_acl_id": "nacl-1", "ingress": drop_all}),
     );
-    at(3.2);
+    at(6.4);
     let (f4, _) = c.change("flow-logs.stop", json!({"flow_log_id": "fl-vpc1"}));
     // Refused changes change nothing and say why.
     let v = c.call("flow-logs.stop", json!({"flow_log_id": "fl-nope"}));
