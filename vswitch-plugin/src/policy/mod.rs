@@ -272,6 +272,8 @@ impl Policy {
         for &(i, now, idle) in &self.pending[..self.pending_len] {
             self.conns.refresh(i as usize, now, idle);
         }
+        // Each was a packet passed as tracked.
+        self.counters.tracked += self.pending_len as u64;
         self.pending_len = 0;
     }
 
@@ -405,13 +407,14 @@ impl Verdicts for Policy {
         // Owed, not written now: the deadline's line is requested here and
         // written when the burst ends (or before a deadline is next read),
         // so no packet waits for it.
+        self.conns.prefetch_slot(hint as usize);
         if self.pending_len == PENDING {
             self.settle();
         }
-        self.conns.prefetch_slot(hint as usize);
-        self.pending[self.pending_len] = (hint, now, idle);
-        self.pending_len += 1;
-        self.counters.tracked += 1;
+        if let Some(p) = self.pending.get_mut(self.pending_len) {
+            *p = (hint, now, idle);
+            self.pending_len += 1;
+        }
         true
     }
 
