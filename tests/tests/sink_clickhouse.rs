@@ -453,6 +453,94 @@ fn a_lost_answer_is_checked_not_resent() {
     assert_no_duplicate_batches(&srv, 1000);
 }
 
+/// The batch ids of `TABLE` in arrival order (the block number of their
+/// part; merges must be off).
+fn arrival_order(srv: &Server) -> Vec<u64> {
+    let parts = srv.query(&format!(
+        "SELECT batch_id, min(_part) FROM {DB}.{TABLE} GROUP BY batch_id FORMAT TabSeparated"
+    ));
+    let mut by_block: Vec<(u64, u64)> = parts
+        .lines()
+        .map(|l| {
+            let (id, part) = l.split_once('\t').unwrap();
+            let block: u64 = part.split('_').nth(1).unwrap().parse().unwrap();
+            (block, id.parse().unwrap())
+        })
+        .collect();
+    by_block.sort();
+    by_block.into_iter().map(|x| x.1).collect()
+}
+
+/// A TCP proxy to 127.0.0.1:`upstream` whose first connection waits
+/// `delay` before it carries anything: the batch sent on it is slow.
+fn slow_first_proxy(upstream: u16, delay: Duration) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let first = Arc::new(AtomicUsize::new(1));
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { continue };
+            let slow = first.swap(0, Ordering::AcqRel) == 1;
+            std::thread::spawn(move || {
+                if slow {
+                    std::thread::sleep(delay);
+                }
+                let Ok(u) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    return;
+                };
+                let (mut c2, mut u2) = (c.try_clone().unwrap(), u.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c2, &mut u2);
+                    let _ = u2.shutdown(Shutdown::Write);
+                });
+                let (mut u, mut c) = (u, c);
+                let _ = std::io::copy(&mut u, &mut c);
+                let _ = c.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_slow_batch_is_overtaken_by_fewer_batches_than_senders() {
+    // Two senders (the default). The batch on the first connection takes
+    // 1.5 s more than the others. The next batch may land before it, but
+    // the one after that starts only once the slow one is in: no batch
+    // arrives more than one place from its place in the spool.
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("ch"));
+    srv.create_table(DB, TABLE);
+    srv.query("SYSTEM STOP MERGES");
+    let port = slow_first_proxy(srv.http, Duration::from_millis(1500));
+    let url = format!("http://127.0.0.1:{port}");
+    let spool = tmp.path().join("spool");
+    let mut sink =
+        ClickhouseSink::open(&opts(std::slice::from_ref(&url), &spool, 1000), "hv").unwrap();
+    let mut want = Vec::new();
+    for i in 0..6 {
+        let w = window(400 + i, "fl", T0 + 60 * i, 1000);
+        sink.deliver(&w).unwrap();
+        want.extend(w.records);
+    }
+    close_ok(&mut sink, 30);
+    assert_same("with a slow batch", &select(&srv), &want);
+    assert_no_duplicate_batches(&srv, 1000);
+    // One process, one salt: the ids increase with the spool's sequence.
+    let arrived = arrival_order(&srv);
+    let mut spool_order = arrived.clone();
+    spool_order.sort();
+    assert_eq!(arrived.len(), 6);
+    assert_ne!(arrived, spool_order, "the slow batch was overtaken");
+    for (i, id) in arrived.iter().enumerate() {
+        let placed = spool_order.iter().position(|x| x == id).unwrap();
+        assert!(
+            i.abs_diff(placed) < 2,
+            "batch {id} arrived {i}th, is {placed}th in the spool: {arrived:?}"
+        );
+    }
+}
+
 #[test]
 fn a_restarted_sink_sends_its_spool_first_once_and_in_order() {
     let tmp = tempfile::tempdir().unwrap();
@@ -494,20 +582,9 @@ fn a_restarted_sink_sends_its_spool_first_once_and_in_order() {
     // its place in the spool. The old batches share one salt, so their ids
     // increase with their sequence numbers; the new batch comes last.
     let senders = 2;
-    let parts = srv.query(&format!(
-        "SELECT batch_id, min(_part) FROM {DB}.{TABLE} GROUP BY batch_id FORMAT TabSeparated"
-    ));
-    let mut by_block: Vec<(u64, u64)> = parts
-        .lines()
-        .map(|l| {
-            let (id, part) = l.split_once('\t').unwrap();
-            let block: u64 = part.split('_').nth(1).unwrap().parse().unwrap();
-            (block, id.parse().unwrap())
-        })
-        .collect();
-    by_block.sort();
-    assert_eq!(by_block.len(), 7, "{parts}");
-    let mut old: Vec<u64> = by_block.iter().map(|x| x.1).collect();
+    let mut old = arrival_order(&srv);
+    assert_eq!(old.len(), 7, "{old:?}");
+    let arrived = old.clone();
     // The one id far from all others (another process's salt).
     let new = *old
         .iter()
@@ -517,11 +594,11 @@ fn a_restarted_sink_sends_its_spool_first_once_and_in_order() {
     let mut spool_order = old.clone();
     spool_order.sort();
     spool_order.push(new);
-    for (arrived, id) in by_block.iter().map(|x| x.1).enumerate() {
-        let placed = spool_order.iter().position(|&x| x == id).unwrap();
+    for (i, id) in arrived.iter().enumerate() {
+        let placed = spool_order.iter().position(|x| x == id).unwrap();
         assert!(
-            arrived.abs_diff(placed) < senders,
-            "batch {id} arrived {arrived}th, is {placed}th in the spool: {parts}"
+            i.abs_diff(placed) < senders,
+            "batch {id} arrived {i}th, is {placed}th in the spool: {arrived:?}"
         );
     }
 }

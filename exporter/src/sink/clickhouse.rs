@@ -12,8 +12,9 @@
 //!   connection, so that the next batch is encoded while earlier ones are
 //!   inserted and ClickHouse (one thread per INSERT) inserts several at a
 //!   time. Batches *start* in sequence order, oldest first, and none starts
-//!   while an older one must wait (backoff, a pending check). Only the
-//!   spool's `k` oldest batches (`k` senders) may be in flight, so batch
+//!   while an older one must wait (backoff, a pending check). Only the `k`
+//!   oldest batches (`k` senders) since the oldest one still in the spool
+//!   may be in flight, counting those that have landed since, so batch
 //!   `n + k` starts only once batch `n` is in, and a batch
 //!   lands at most `k - 1` places from its place in the spool (`senders: 1`
 //!   keeps arrival order strict). A batch is deleted once ClickHouse
@@ -124,6 +125,10 @@ pub struct ClickhouseSink {
     building: Option<Building>,
     /// The spool's batches in sequence order, those in flight included.
     spooled: VecDeque<Spooled>,
+    /// Sequence numbers of batches that landed while an older one was
+    /// still in the spool (fewer than `senders`): they keep their places
+    /// in the window of batches that may be in flight.
+    landed_ahead: Vec<u64>,
     /// Bytes of the files in `spooled`.
     spool_bytes: u64,
     /// For the batch checks (the INSERTs go out from the senders).
@@ -325,6 +330,7 @@ impl ClickhouseSink {
             max_spool_bytes: opts.max_spool_bytes,
             building: None,
             spooled: found.batches.into(),
+            landed_ahead: Vec::new(),
             spool_bytes,
             agent: agent(timeout),
             idle: (0..senders.len()).rev().collect(),
@@ -454,12 +460,19 @@ impl ClickhouseSink {
 
     /// Hands the oldest batches not in flight to idle senders, in sequence
     /// order, up to the first that must wait (its reason is kept in
-    /// `stalled`). Only the spool's `senders` oldest batches may be in
-    /// flight: a slow batch is never overtaken by more than `senders - 1`
-    /// younger ones, however quickly those land.
+    /// `stalled`). Only the `senders` oldest batches since the oldest one
+    /// left in the spool may be in flight, those that have landed since
+    /// included: batch `n + senders` starts only once batch `n` is in, so a
+    /// slow batch is never overtaken by more than `senders - 1` younger
+    /// ones, however quickly those land.
     fn dispatch(&mut self) {
         let mut k = 0;
-        while k < self.spooled.len().min(self.senders.len()) && !self.idle.is_empty() {
+        while k < self.spooled.len() && !self.idle.is_empty() {
+            let seq = self.spooled[k].seq;
+            let place = k + self.landed_ahead.iter().filter(|&&s| s < seq).count();
+            if place >= self.senders.len() {
+                break;
+            }
             if self.spooled[k].in_flight {
                 k += 1;
                 continue;
@@ -540,7 +553,13 @@ impl ClickhouseSink {
             self.spool_bytes -= b.file_bytes;
             let _ = fs::remove_file(self.path(b.seq, BATCH_EXT));
             let _ = fs::remove_file(self.path(b.seq, MAYBE_EXT));
+            if k > 0 {
+                self.landed_ahead.push(b.seq);
+            }
         }
+        // Only batches younger than the oldest one left keep a place.
+        let oldest = self.spooled.front().map(|b| b.seq);
+        self.landed_ahead.retain(|&s| oldest.is_some_and(|o| s > o));
     }
 
     /// What to do with batch `b`, not in flight.
