@@ -371,17 +371,22 @@ fn a_server_killed_mid_stream_costs_no_record_and_no_duplicate() {
     assert_no_duplicate_batches(&srv, u64::from(batch));
 }
 
-/// A TCP proxy to 127.0.0.1:`upstream` that, while `eat` is above zero,
+/// A TCP proxy to 127.0.0.1:`upstream`. While `eat` is above zero, it
 /// swallows the first answer of a connection (and closes it), counting
-/// `eat` down: the request was carried out, the client never hears so.
-fn lossy_proxy(upstream: u16, eat: Arc<AtomicUsize>) -> u16 {
+/// `eat` down: the request was carried out, the client never hears so. Its
+/// first connection waits `first_delay` before it carries anything: the
+/// request sent on it is slow.
+fn proxy(upstream: u16, eat: Arc<AtomicUsize>, first_delay: Duration) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
+        let mut delay = first_delay;
         for c in l.incoming() {
             let Ok(mut c) = c else { continue };
             let eat = Arc::clone(&eat);
+            let wait = std::mem::take(&mut delay);
             std::thread::spawn(move || {
+                std::thread::sleep(wait);
                 let Ok(mut u) = TcpStream::connect(("127.0.0.1", upstream)) else {
                     return;
                 };
@@ -417,7 +422,7 @@ fn a_lost_answer_is_checked_not_resent() {
     let srv = Server::start(&tmp.path().join("ch"));
     srv.create_table(DB, TABLE);
     let eat = Arc::new(AtomicUsize::new(0));
-    let port = lossy_proxy(srv.http, Arc::clone(&eat));
+    let port = proxy(srv.http, Arc::clone(&eat), Duration::ZERO);
     let url = format!("http://127.0.0.1:{port}");
     let spool = tmp.path().join("spool");
     let mut sink =
@@ -471,37 +476,6 @@ fn arrival_order(srv: &Server) -> Vec<u64> {
     by_block.into_iter().map(|x| x.1).collect()
 }
 
-/// A TCP proxy to 127.0.0.1:`upstream` whose first connection waits
-/// `delay` before it carries anything: the batch sent on it is slow.
-fn slow_first_proxy(upstream: u16, delay: Duration) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let first = Arc::new(AtomicUsize::new(1));
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(c) = c else { continue };
-            let slow = first.swap(0, Ordering::AcqRel) == 1;
-            std::thread::spawn(move || {
-                if slow {
-                    std::thread::sleep(delay);
-                }
-                let Ok(u) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    return;
-                };
-                let (mut c2, mut u2) = (c.try_clone().unwrap(), u.try_clone().unwrap());
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut c2, &mut u2);
-                    let _ = u2.shutdown(Shutdown::Write);
-                });
-                let (mut u, mut c) = (u, c);
-                let _ = std::io::copy(&mut u, &mut c);
-                let _ = c.shutdown(Shutdown::Both);
-            });
-        }
-    });
-    port
-}
-
 #[test]
 fn a_slow_batch_is_overtaken_by_fewer_batches_than_senders() {
     // Two senders (the default). The batch on the first connection takes
@@ -512,7 +486,11 @@ fn a_slow_batch_is_overtaken_by_fewer_batches_than_senders() {
     let srv = Server::start(&tmp.path().join("ch"));
     srv.create_table(DB, TABLE);
     srv.query("SYSTEM STOP MERGES");
-    let port = slow_first_proxy(srv.http, Duration::from_millis(1500));
+    let port = proxy(
+        srv.http,
+        Arc::new(AtomicUsize::new(0)),
+        Duration::from_millis(1500),
+    );
     let url = format!("http://127.0.0.1:{port}");
     let spool = tmp.path().join("spool");
     let mut sink =

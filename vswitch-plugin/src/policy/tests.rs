@@ -622,6 +622,24 @@ fn worker(p: Policy) -> crate::worker::Worker<Policy> {
     Worker::new(active, handoff, 600, 3, p)
 }
 
+/// Packet `m` at eni-1 (index 0), sent in direction `dir`, at `ns` (Unix
+/// nanoseconds), as the worker sees it.
+fn seen(dir: Direction, m: PacketMeta, ns: u64) -> crate::worker::Seen {
+    use crate::worker::NO_ENI;
+    let (out_eni, in_eni) = match dir {
+        Out => (0, NO_ENI),
+        In => (NO_ENI, 0),
+    };
+    crate::worker::Seen {
+        meta: m,
+        secs: ns / conn::NS,
+        ns,
+        out_eni,
+        in_eni,
+        host_verdict: None,
+    }
+}
+
 /// The verdict of one packet at eni-1 (index 0), sent in direction `dir`,
 /// at `ns` (Unix nanoseconds).
 fn through(
@@ -630,19 +648,7 @@ fn through(
     m: PacketMeta,
     ns: u64,
 ) -> Action {
-    use crate::worker::{Seen, NO_ENI};
-    let (out_eni, in_eni) = match dir {
-        Out => (0, NO_ENI),
-        In => (NO_ENI, 0),
-    };
-    w.process(&[Seen {
-        meta: m,
-        secs: ns / conn::NS,
-        ns,
-        out_eni,
-        in_eni,
-        host_verdict: None,
-    }]);
+    w.process(&[seen(dir, m, ns)]);
     w.verdicts()[0]
 }
 
@@ -767,26 +773,17 @@ fn a_refresh_owed_in_a_burst_is_seen_by_a_judgement_later_in_it() {
     // later in the same burst, is 180.5 s after the packet that last wrote
     // the deadline and 0.6 s after the reused one: tracked only if the
     // owed refresh was written before it was judged.
-    use crate::worker::{Seen, NO_ENI};
     let mut w = worker(policy("", "", "", "", 64));
     let s = conn::NS;
     let t0 = 1_800_000_000 * s;
     let out = outbound("198.51.100.7", 53, 17);
     let back = v4("198.51.100.7", 53, "10.0.1.5", 40000, 17);
     assert_eq!(through(&mut w, Out, out, t0), Accept, "opens");
-    let seen = |m: PacketMeta, ns: u64, out_eni: u16, in_eni: u16| Seen {
-        meta: m,
-        secs: ns / s,
-        ns,
-        out_eni,
-        in_eni,
-        host_verdict: None,
-    };
     let judged = w.policy().counters.rule_lookups;
     let tracked = w.policy().counters.tracked;
     w.process(&[
-        seen(out, t0 + 179 * s + 900_000_000, 0, NO_ENI),
-        seen(back, t0 + 180 * s + 500_000_000, NO_ENI, 0),
+        seen(Out, out, t0 + 179 * s + 900_000_000),
+        seen(In, back, t0 + 180 * s + 500_000_000),
     ]);
     assert_eq!(w.verdicts(), &[Accept, Accept]);
     assert_eq!(
