@@ -346,64 +346,90 @@ pub struct PolicyFigures {
     pub rules: usize,
     /// Concurrent flows of the established traffic.
     pub flows: u64,
+    /// Rounds: each measures the four runs below one after the other, so a
+    /// ratio compares runs of the same seconds (a shared VM's speed drifts
+    /// from one second to the next); every figure is the median over rounds.
+    pub rounds: usize,
     /// The same traffic with no policy, Mpps (same run).
     pub no_policy_mpps: f64,
     /// Established traffic (every packet of a tracked connection), Mpps.
     pub established_mpps: f64,
     /// A scan (every packet a new inbound connection), Mpps.
     pub scan_mpps: f64,
-    /// `established_mpps / no_policy_mpps`.
+    /// `established_mpps / no_policy_mpps` of each round, median.
     pub established_ratio: f64,
-    /// `scan_mpps / no_policy_mpps`.
+    /// `scan_mpps / no_policy_mpps` of each round, median.
     pub scan_ratio: f64,
     /// The scan's traffic with no policy, Mpps (same run): every packet a
     /// new flow costs the flow table too, whatever the policy.
     pub no_policy_scan_mpps: f64,
-    /// `scan_mpps / no_policy_scan_mpps`: what the policy itself costs a scan.
+    /// `scan_mpps / no_policy_scan_mpps` of each round, median: what the
+    /// policy itself costs a scan.
     pub scan_ratio_same_traffic: f64,
+    /// `established_mpps / no_policy_mpps` of every round, in order.
+    pub established_ratios: Vec<f64>,
+    /// `scan_mpps / no_policy_scan_mpps` of every round, in order.
+    pub scan_ratios_same_traffic: Vec<f64>,
     /// Packets rejected during the scan's warm-up and timed run (by the
-    /// default ingress drop or a drop rule).
+    /// default ingress drop or a drop rule), first round.
     pub scan_rejected: u64,
+}
+
+/// The median of `v` (the mean of the middle two for an even count; 0 for
+/// none).
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+/// Each `a` over the `b` of the same round.
+fn ratios(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter().zip(b).map(|(x, y)| x / y).collect()
 }
 
 /// The policy benchmark: established traffic and a scan with `rules`
 /// security-group rules per ENI, beside the no-policy rate of the same
-/// traffic, in the same run.
-pub fn policy(rules: usize, flows: u64, packets: u64) -> PolicyFigures {
+/// traffic, in `rounds` rounds of `packets` packets per run.
+pub fn policy(rules: usize, flows: u64, packets: u64, rounds: usize) -> PolicyFigures {
     let flows = flows.max(1);
+    let rounds = rounds.max(1);
     let plain = bench_config(None);
     let with = bench_config(Some(rules));
     let compiled = Arc::new(CompiledPolicy::from_config(&with));
     let conns = (flows as usize * 2).max(1 << 16);
-    let base = drive(&plain, AcceptAll, flows, packets, false, false);
-    let est = drive(
-        &with,
-        Policy::new(compiled.clone(), conns),
-        flows,
-        packets,
-        false,
-        false,
-    );
-    let scan_cfg = drive(
-        &with,
-        Policy::new(compiled, conns),
-        flows,
-        packets,
-        true,
-        true,
-    );
-    let scan_base = drive(&plain, AcceptAll, flows, packets, true, true);
+    let (mut base, mut est, mut scan, mut scan_base) = (vec![], vec![], vec![], vec![]);
+    let mut scan_rejected = None;
+    for _ in 0..rounds {
+        base.push(drive(&plain, AcceptAll, flows, packets, false, false).mpps);
+        let p = Policy::new(compiled.clone(), conns);
+        est.push(drive(&with, p, flows, packets, false, false).mpps);
+        let p = Policy::new(compiled.clone(), conns);
+        let s = drive(&with, p, flows, packets, true, true);
+        scan_rejected.get_or_insert(s.rejected);
+        scan.push(s.mpps);
+        scan_base.push(drive(&plain, AcceptAll, flows, packets, true, true).mpps);
+    }
+    let established_ratios = ratios(&est, &base);
+    let scan_ratios_same_traffic = ratios(&scan, &scan_base);
     PolicyFigures {
         rules,
         flows,
-        no_policy_mpps: base.mpps,
-        established_mpps: est.mpps,
-        scan_mpps: scan_cfg.mpps,
-        established_ratio: est.mpps / base.mpps,
-        scan_ratio: scan_cfg.mpps / base.mpps,
-        no_policy_scan_mpps: scan_base.mpps,
-        scan_ratio_same_traffic: scan_cfg.mpps / scan_base.mpps,
-        scan_rejected: scan_cfg.rejected,
+        rounds,
+        no_policy_mpps: median(&base),
+        established_mpps: median(&est),
+        scan_mpps: median(&scan),
+        established_ratio: median(&established_ratios),
+        scan_ratio: median(&ratios(&scan, &base)),
+        no_policy_scan_mpps: median(&scan_base),
+        scan_ratio_same_traffic: median(&scan_ratios_same_traffic),
+        established_ratios,
+        scan_ratios_same_traffic,
+        scan_rejected: scan_rejected.unwrap_or(0),
     }
 }
 
@@ -492,4 +518,30 @@ pub fn read(path: &std::path::Path) -> Result<ReadFigures, crate::capture::Captu
         reader_mpps: packets as f64 / reader_total_ms / 1e3,
         copy_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{median, policy, ratios};
+
+    #[test]
+    fn medians_and_paired_ratios() {
+        assert_eq!(median(&[]), 0.0);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(ratios(&[9.0, 4.0], &[10.0, 5.0]), vec![0.9, 0.8]);
+    }
+
+    #[test]
+    fn the_policy_bench_reports_every_round() {
+        let f = policy(10, 1000, 20_000, 3);
+        assert_eq!(f.rounds, 3);
+        assert_eq!(f.established_ratios.len(), 3);
+        assert_eq!(f.scan_ratios_same_traffic.len(), 3);
+        assert_eq!(f.established_ratio, median(&f.established_ratios));
+        // Every scan packet is a new inbound connection that the default
+        // ingress drop or a drop rule rejects.
+        assert!(f.scan_rejected > 0);
+        assert!(f.no_policy_mpps > 0.0 && f.established_mpps > 0.0);
+    }
 }

@@ -581,9 +581,13 @@ enum BenchCmd {
         /// Concurrent flows of the established traffic.
         #[arg(long, default_value_t = 100_000)]
         flows: u64,
-        /// Packets to measure per figure.
+        /// Packets to measure per run.
         #[arg(long, default_value_t = 10_000_000)]
         packets: u64,
+        /// Rounds of the four runs (no policy, established, scan, the scan
+        /// with no policy), one after the other; the figures are medians.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
         /// One JSON line instead of text.
         #[arg(long)]
         json: bool,
@@ -629,15 +633,17 @@ fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
             rules,
             flows,
             packets,
+            rounds,
             json,
         } => {
-            let f = flowlog::bench::policy(rules, flows, packets);
+            let f = flowlog::bench::policy(rules, flows, packets, rounds);
             if json {
                 json_line("policy", &f)?;
             } else {
                 outln!(
-                    "policy: {} rules/ENI: no policy {:.2} Mpps; established {:.2} Mpps ({:.0}%); scan {:.2} Mpps ({:.0}%; the scan's traffic with no policy {:.2} Mpps, {:.0}%), {} rejected",
+                    "policy: {} rules/ENI, medians of {} rounds: no policy {:.2} Mpps; established {:.2} Mpps ({:.1}%); scan {:.2} Mpps ({:.0}%; the scan's traffic with no policy {:.2} Mpps, {:.0}%), {} rejected",
                     f.rules,
+                    f.rounds,
                     f.no_policy_mpps,
                     f.established_mpps,
                     f.established_ratio * 100.0,
