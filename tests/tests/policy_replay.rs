@@ -749,6 +749,63 @@ fn expiry_is_measured_on_packet_times_not_whole_seconds() {
     w.check(&r, "sub-second expiry");
 }
 
+/// A flow's later packets pass by its remembered verdict and keep their
+/// times in the flow table until it is handed to the exporter (slices of at
+/// most 60 s): the connection must still last 180 s from the flow's very
+/// last packet, whichever slice, worker count or table size.
+#[test]
+fn a_connection_lasts_from_the_last_packet_of_a_long_flow() {
+    let cfg = config(
+        vec![eni("eni-a", MAC_A, &[A4], &["sg-a"])],
+        vec![sg("sg-a", vec![])],
+        None,
+    );
+    let peer = "198.51.100.53";
+    let mut cap = Cap::default();
+    let mut w = Want::default();
+    // (source port, the query flow's packets in ms after T0, the reply).
+    // T0 is 10 s into a minute: slices start at T0 + 50 s, + 110 s, ...,
+    // and each flow's last packet is not the first of its slice (that one
+    // is judged, and would write its time to the connection itself).
+    let streams: Vec<(u16, Vec<u64>, u64)> = vec![
+        // Every 5 s for 165 s, across three slices: replies 179.9 s and
+        // 180.1 s after the last query (and 234.9 s or more after the first
+        // query of the last slice).
+        (
+            7001,
+            (0..=33).map(|i| i * 5_000).collect(),
+            165_000 + 179_900,
+        ),
+        (
+            7002,
+            (0..=33).map(|i| i * 5_000).collect(),
+            165_000 + 180_100,
+        ),
+        // Two packets 44.5 s apart in one slice: 179.999 s after the second
+        // is in time, 180 s is not.
+        (7003, vec![1_000, 45_500], 45_500 + 179_999),
+        (7004, vec![1_000, 45_500], 45_500 + 180_000),
+    ];
+    for (sport, times, reply) in &streams {
+        let (q, a) = (udp(A4, *sport, peer, 53), udp(peer, 53, A4, *sport));
+        for &t in times {
+            cap.out(t, MAC_A, q);
+        }
+        cap.inn(*reply, MAC_A, a);
+        let action = if reply - times.last().unwrap() < 180_000 {
+            "ACCEPT"
+        } else {
+            "REJECT"
+        };
+        w.add("eni-a", "out", "ACCEPT", &q, times.len() as u64)
+            .add("eni-a", "in", action, &a, 1);
+    }
+    for extra in [&[][..], &["--workers", "3"]] {
+        let r = run(&cfg, &cap, extra);
+        w.check(&r, &format!("long flows {extra:?}"));
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 3. Network ACLs are stateless
 

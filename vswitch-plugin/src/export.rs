@@ -94,8 +94,14 @@ pub fn run_exporter(
                 work = true;
                 let (slice, gen) = (t.slice_start(), t.gen());
                 let mut skips = Vec::new();
+                // Before the table goes back: the worker counts on every
+                // returned table's connection times being in its deadlines.
+                let conns = h.conn_deadlines.get();
                 t.drain(
                     |e| {
+                        if let Some(d) = conns {
+                            d.write_back(e, slice);
+                        }
                         count(&mut per_eni, e.key.eni, u64::from(e.packets), e.bytes);
                         merger.add_flow_in(gen, &e.key, &agg_of(e, slice))
                     },

@@ -1149,6 +1149,9 @@ fn handle(
                 .position(|s| slice_of(s) != first)
                 .unwrap_or(k - from);
         sh.pace(w, &mut r.slice, x.seen[to - 1].secs);
+        // On the packets' clock the exporter's write-back is waited for,
+        // as a free table is (see `Worker::wait_for_writeback`).
+        worker.wait_for_writeback(sh.mode.load(Ordering::Acquire) == CLOCK_PACKETS);
         worker.process(&x.seen[from..to]);
         x.verdicts[from..to].copy_from_slice(worker.verdicts());
         from = to;

@@ -107,13 +107,13 @@ impl WorkerView {
 
 /// Slice length and ENI room for a datapath: with the operator socket
 /// (`live`), [`LIVE_SLICE`] and [`LIVE_MAX_ENIS`] so that flow logs of any
-/// interval and new ENIs can come; without, the plan's slice and the
-/// configuration's ENIs.
+/// interval and new ENIs can come; without, the plan's slice (at most
+/// [`crate::worker::MAX_SLICE_SECS`]) and the configuration's ENIs.
 pub fn sizing(live: bool, plan: &Plan, enis: usize) -> (u64, usize) {
     if live {
         (LIVE_SLICE, LIVE_MAX_ENIS.max(enis))
     } else {
-        (plan.slice_secs(), enis)
+        (crate::worker::slice_for(plan.slice_secs()), enis)
     }
 }
 

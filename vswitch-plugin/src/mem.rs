@@ -24,9 +24,10 @@ pub fn prefetch<T>(p: *const T) {
 /// Types for which all-zero bytes is a valid value (and their `Default`).
 ///
 /// # Safety
-/// Implement only for plain-data types whose every field is valid when all
-/// its bytes are zero (integers, bools, arrays and structs of them).
-pub unsafe trait Zeroable: Copy {}
+/// Implement only for types with no drop glue whose every field is valid
+/// when all its bytes are zero (integers, atomic integers, bools, arrays and
+/// structs of them).
+pub unsafe trait Zeroable {}
 
 // SAFETY: FlowEntry is integers, byte arrays and a bool: all-zero is valid
 // (and is its Default: an unused slot).
@@ -34,6 +35,10 @@ unsafe impl Zeroable for crate::flow::FlowEntry {}
 
 // SAFETY: an integer: all-zero is valid.
 unsafe impl Zeroable for u64 {}
+
+// SAFETY: an atomic integer has the layout of its integer (all-zero is
+// `AtomicU64::new(0)`) and no drop glue.
+unsafe impl Zeroable for std::sync::atomic::AtomicU64 {}
 
 /// One cache line of integers (the memory-limit benchmark's unit).
 #[derive(Clone, Copy, Debug, Default)]

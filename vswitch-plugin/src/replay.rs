@@ -8,9 +8,13 @@
 //! symmetric hash of the connection ([`crate::attrib::symmetric_hash`]), so
 //! both directions of a connection meet on one worker. At every slice
 //! boundary it tells each worker the time (idle workers rotate too). The
-//! worker never waits for the exporter; the dispatcher does, as a NIC's RX
-//! ring fills when a core is busy: it starts a new slice only when every
-//! worker will find a free table, so a replay never skips for lack of one.
+//! dispatcher waits for the exporter, as a NIC's RX ring fills when a core
+//! is busy: it starts a new slice only when every worker will find a free
+//! table, so a replay never skips for lack of one. A worker waits for it
+//! only where the capture's clock has run 180 s past a table the exporter
+//! has not yet drained and written back to the connection table
+//! ([`crate::worker::Worker::wait_for_writeback`]), so verdicts never
+//! depend on the exporter's speed.
 
 use crate::attrib::{symmetric_hash, Attribution};
 use crate::capture::{Capture, TruncatedAt};
@@ -228,7 +232,9 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             // One worker: it runs on the reading thread, no handoff at all.
             let active = actives.pop().expect("one table set");
             let policy = Policy::new(compiled.clone(), opts.conns_per_core);
-            let worker = Worker::new(active, handoffs[0].clone(), slice, enis, policy);
+            let mut worker = Worker::new(active, handoffs[0].clone(), slice, enis, policy);
+            // The capture's clock runs ahead of the exporter.
+            worker.wait_for_writeback(true);
             let mut feed = Inline {
                 worker,
                 handoff: handoffs[0].clone(),
@@ -264,7 +270,8 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
                         .name(format!("flowlog-worker-{i}"))
                         .spawn_scoped(s, move || {
                             let _trip = Tripwire { handoffs, stop };
-                            let w = Worker::new(active, h, slice, enis, policy);
+                            let mut w = Worker::new(active, h, slice, enis, policy);
+                            w.wait_for_writeback(true);
                             worker_loop(w, &lane, stop, live.map(|l| (l, i)))
                         })
                         .expect("spawn worker"),

@@ -6,11 +6,19 @@
 //! ring turns into counted, skipped packets (SKIPDATA).
 
 use crate::flow::{key_of, FlowEntry, FlowKey, FlowTable, Insert, Judge, Sample};
+use crate::policy::conn::{ConnDeadlines, OTHER_IDLE};
 use crate::wire::PacketMeta;
 use crossbeam::queue::ArrayQueue;
 use exporter::record::{Action, Direction};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// The longest slice a worker's table covers, seconds. A divisor of every
+/// aggregation interval (60, 300, 600), and well under the shortest idle
+/// timeout (180 s): a flow's remembered verdict is reused only within its
+/// table, so its connection, touched by the flow's first packet there, is
+/// still live (see [`crate::policy::conn::ConnDeadlines`]).
+pub const MAX_SLICE_SECS: u64 = 60;
 
 /// How many keys ahead the worker prefetches table buckets.
 const PREFETCH_AHEAD: usize = 12;
@@ -65,10 +73,10 @@ pub trait Verdicts: Send {
 
     /// Whether a later packet of a flow whose last ACCEPTed packet was at
     /// `last_secs` (Unix seconds, in the same table and configuration) is
-    /// accepted again without a judgement, as `judge` would accept it; if
-    /// so, the policy's state is refreshed as `judge` would refresh it (at
-    /// once, or owed until [`Verdicts::housekeeping`] or the next
-    /// judgement, whichever comes first).
+    /// accepted again without a judgement, as `judge` would accept it. The
+    /// packet's time is kept in its flow's entry, which reaches the
+    /// policy's state through [`Verdicts::conn_deadlines`] (the exporter,
+    /// when it drains the table) or [`Verdicts::evicted`].
     /// `proto` is the flow's protocol; `secs`/`now_ns` the packet's time.
     #[inline]
     fn reuse(&mut self, hint: u32, _proto: u8, _last_secs: u64, _secs: u64, _now_ns: u64) -> bool {
@@ -76,10 +84,20 @@ pub trait Verdicts: Send {
     }
 
     /// Background work owed by a burst in which `reuse` let packets
-    /// through (refreshes it owes, the policy's expiry sweep), done at the
-    /// end of that burst.
+    /// through (the policy's expiry sweep), done at the end of that burst.
     #[inline]
     fn housekeeping(&mut self, _now_ns: u64) {}
+
+    /// Where the exporter writes back the times of a drained table's
+    /// entries whose hint is a tracked connection (none without state).
+    fn conn_deadlines(&self) -> Option<Arc<ConnDeadlines>> {
+        None
+    }
+
+    /// An entry the worker evicted from its table, whose slice starts at
+    /// Unix second `slice_start`: its times reach the policy's state now.
+    #[inline]
+    fn evicted(&mut self, _e: &FlowEntry, _slice_start: u64) {}
 }
 
 /// A hint: no verdict may be reused, every packet is judged.
@@ -99,6 +117,8 @@ struct Packet<'a, P: Verdicts> {
     dir: Direction,
     proto: u8,
     reused: bool,
+    /// The earliest judged packet time of the table (Unix ns).
+    touch_min: &'a mut u64,
 }
 
 impl<P: Verdicts> Judge for Packet<'_, P> {
@@ -113,6 +133,7 @@ impl<P: Verdicts> Judge for Packet<'_, P> {
     #[inline(never)]
     fn judge(&mut self) -> (Action, u32) {
         let s = self.seen;
+        *self.touch_min = (*self.touch_min).min(s.ns);
         match s.host_verdict {
             Some(a) => (a, HINT_NONE),
             None => {
@@ -187,6 +208,10 @@ pub struct Handoff {
     /// Set when a thread on either side stopped by a panic: whoever waits
     /// on the other side gives up instead of waiting for ever.
     pub failed: AtomicBool,
+    /// The worker's connection deadlines, when its policy keeps state: the
+    /// exporter writes a drained table's times back there before it returns
+    /// the table (see [`crate::policy::conn::ConnDeadlines`]).
+    pub conn_deadlines: OnceLock<Arc<ConnDeadlines>>,
 }
 
 impl Handoff {
@@ -203,6 +228,7 @@ impl Handoff {
             done: AtomicBool::new(false),
             returned: AtomicU64::new(0),
             failed: AtomicBool::new(false),
+            conn_deadlines: OnceLock::new(),
         };
         let mut it = pool.into_iter();
         let active = it.next().expect("two tables");
@@ -258,6 +284,10 @@ pub struct WorkerCounters {
     pub no_free_table: u64,
     /// Highest number of flows a table held.
     pub high_water: u64,
+    /// Retired tables the exporter had not written back by the time a
+    /// packet could have needed their connection times (a stalled exporter;
+    /// zero in a healthy run, and replay waits instead).
+    pub late_writebacks: u64,
 }
 
 impl WorkerCounters {
@@ -271,6 +301,7 @@ impl WorkerCounters {
         self.rotations += c.rotations;
         self.no_free_table += c.no_free_table;
         self.high_water = self.high_water.max(c.high_water);
+        self.late_writebacks += c.late_writebacks;
     }
 }
 
@@ -294,6 +325,22 @@ pub struct Worker<P: Verdicts> {
     which: [u8; 2 * WORKER_BURST],
     verdicts: [Action; WORKER_BURST],
     burst_len: usize,
+    /// Write-back of connection times: per table retired and not yet
+    /// returned, in order, the earliest time (Unix ns) a packet recorded in
+    /// it was judged at (`u64::MAX`: none, or given up on). Empty when the
+    /// policy keeps no state.
+    unreturned: Box<[u64]>,
+    unreturned_head: usize,
+    unreturned_len: usize,
+    /// Tables returned that the ring above has accounted for.
+    returned_seen: u64,
+    /// The earliest judged packet time of the active table.
+    touch_min: u64,
+    /// A packet at or after this time (Unix ns) could read a connection
+    /// whose later times are still in an unreturned table.
+    wb_guard: u64,
+    /// Wait for that write-back (replay) instead of counting it late.
+    wait_writeback: bool,
     /// Counters.
     pub counters: WorkerCounters,
 }
@@ -317,11 +364,25 @@ impl<P: Verdicts> Worker<P> {
         enis: usize,
         policy: P,
     ) -> Self {
+        let tracks = match policy.conn_deadlines() {
+            Some(d) => {
+                let _ = handoff.conn_deadlines.set(d);
+                true
+            }
+            None => false,
+        };
+        // Tables out at once: at most the pool, and one more while a
+        // returned table's count is not yet visible.
+        let ring = if tracks {
+            handoff.retired.capacity() + 2
+        } else {
+            0
+        };
         Worker {
             table_capacity: active.capacity(),
             table: Some(active),
             handoff,
-            slice_secs: slice_secs.max(1),
+            slice_secs: slice_for(slice_secs),
             slice: 0,
             started: false,
             gen: 0,
@@ -333,7 +394,97 @@ impl<P: Verdicts> Worker<P> {
             which: [0; 2 * WORKER_BURST],
             verdicts: [Action::Accept; WORKER_BURST],
             burst_len: 0,
+            unreturned: vec![u64::MAX; ring].into_boxed_slice(),
+            unreturned_head: 0,
+            unreturned_len: 0,
+            returned_seen: 0,
+            touch_min: u64::MAX,
+            wb_guard: u64::MAX,
+            wait_writeback: false,
             counters: WorkerCounters::default(),
+        }
+    }
+
+    /// Whether to wait for the exporter's write-back of a retired table
+    /// when a packet could need it (replay: the capture's clock runs ahead
+    /// of the exporter), rather than count it in
+    /// [`WorkerCounters::late_writebacks`] (a live datapath never waits).
+    pub fn wait_for_writeback(&mut self, wait: bool) {
+        self.wait_writeback = wait;
+    }
+
+    /// Hands the active table to the exporter (the ring's capacity is the
+    /// pool size: this cannot fail; if it did, the table stays).
+    fn retire(&mut self) {
+        if let Some(t) = self.table.take() {
+            self.counters.high_water = self.counters.high_water.max(t.len() as u64);
+            let touched = std::mem::replace(&mut self.touch_min, u64::MAX);
+            match self.handoff.retired.push(t) {
+                Ok(()) => self.note_retired(touched),
+                Err(t) => {
+                    self.table = Some(t);
+                    self.touch_min = touched;
+                }
+            }
+        }
+    }
+
+    fn note_retired(&mut self, touched: u64) {
+        let cap = self.unreturned.len();
+        if cap == 0 {
+            return;
+        }
+        if self.unreturned_len == cap {
+            self.sync_returned();
+        }
+        if self.unreturned_len < cap {
+            self.unreturned[(self.unreturned_head + self.unreturned_len) % cap] = touched;
+            self.unreturned_len += 1;
+        }
+        self.wb_guard = self.wb_guard.min(touched.saturating_add(OTHER_IDLE));
+    }
+
+    /// Drops the tables the exporter has returned (written back) from the
+    /// ring and recomputes the guard.
+    fn sync_returned(&mut self) {
+        let cap = self.unreturned.len();
+        let returned = self.handoff.returned.load(Ordering::Acquire);
+        while self.returned_seen < returned && self.unreturned_len > 0 {
+            self.unreturned_head = (self.unreturned_head + 1) % cap;
+            self.unreturned_len -= 1;
+            self.returned_seen += 1;
+        }
+        self.wb_guard = (0..self.unreturned_len)
+            .map(|k| self.unreturned[(self.unreturned_head + k) % cap])
+            .min()
+            .unwrap_or(u64::MAX)
+            .saturating_add(OTHER_IDLE);
+    }
+
+    /// A packet at `now` (Unix ns) has reached the guard: a connection
+    /// touched in an unreturned table may now look expired while a later
+    /// packet of it waits in that table. Waits for the exporter (replay),
+    /// or counts the table late and goes on.
+    #[cold]
+    #[inline(never)]
+    fn await_writeback(&mut self, now: u64) {
+        loop {
+            self.sync_returned();
+            if now < self.wb_guard {
+                return;
+            }
+            if self.wait_writeback && !self.handoff.failed.load(Ordering::Acquire) {
+                std::thread::yield_now();
+                continue;
+            }
+            let cap = self.unreturned.len();
+            for k in 0..self.unreturned_len {
+                let t = &mut self.unreturned[(self.unreturned_head + k) % cap];
+                if t.saturating_add(OTHER_IDLE) <= now {
+                    *t = u64::MAX;
+                    self.counters.late_writebacks += 1;
+                }
+            }
         }
     }
 
@@ -402,13 +553,7 @@ impl<P: Verdicts> Worker<P> {
 
     fn rotate(&mut self, slice: u64) {
         self.counters.rotations += 1;
-        if let Some(t) = self.table.take() {
-            self.counters.high_water = self.counters.high_water.max(t.len() as u64);
-            // Capacity of `retired` is the pool size: this cannot fail.
-            if let Err(t) = self.handoff.retired.push(t) {
-                self.table = Some(t);
-            }
-        }
+        self.retire();
         self.flush_orphans(false);
         self.slice = slice;
         if self.table.is_none() {
@@ -436,13 +581,7 @@ impl<P: Verdicts> Worker<P> {
             return;
         }
         if self.started {
-            if let Some(t) = self.table.take() {
-                self.counters.high_water = self.counters.high_water.max(t.len() as u64);
-                // Capacity of `retired` is the pool size: this cannot fail.
-                if let Err(t) = self.handoff.retired.push(t) {
-                    self.table = Some(t);
-                }
-            }
+            self.retire();
             // Skips kept so far belong to the previous generation.
             self.flush_orphans(true);
         }
@@ -547,6 +686,9 @@ impl<P: Verdicts> Worker<P> {
             }
             self.advance(s.secs);
             now_ns = s.ns;
+            if now_ns >= self.wb_guard {
+                self.await_writeback(now_ns);
+            }
             let key = self.keys[i];
             self.counters.observations += 1;
             let h = match self.table.as_ref() {
@@ -578,10 +720,12 @@ impl<P: Verdicts> Worker<P> {
                 dir: key.direction(),
                 proto: key.proto,
                 reused: false,
+                touch_min: &mut self.touch_min,
             };
             let pkt = Sample {
                 bytes: s.meta.bytes,
                 secs: s.secs,
+                frac: (s.ns % 1_000_000_000) as u32,
                 flags: s.meta.tcp_flags,
             };
             let (a, ins) = t.record(&key, h, pkt, may_evict, &mut v);
@@ -595,6 +739,7 @@ impl<P: Verdicts> Worker<P> {
                 Insert::Evicted(entry) => {
                     self.counters.evictions += 1;
                     let (slice, gen) = (t.slice_start(), t.gen());
+                    self.policy.evicted(&entry, slice);
                     if let Err(Side::Evicted { entry, .. }) =
                         self.handoff.side.push(Side::Evicted { slice, gen, entry })
                     {
@@ -631,5 +776,21 @@ impl<P: Verdicts> Worker<P> {
         self.handoff.watermark.store(u64::MAX, Ordering::Release);
         self.handoff.done.store(true, Ordering::Release);
         (self.counters, self.policy)
+    }
+}
+
+/// The slice a worker uses for a plan whose slice is `plan_slice` seconds:
+/// the largest divisor of both it and [`MAX_SLICE_SECS`] (so still a
+/// divisor of every interval). Whoever paces a worker's rotations uses this.
+pub fn slice_for(plan_slice: u64) -> u64 {
+    gcd(plan_slice.max(1), MAX_SLICE_SECS)
+}
+
+/// Greatest common divisor.
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }

@@ -223,7 +223,7 @@ impl Plugin {
             ))
         })?;
         let plan = Plan::from_config(&config);
-        let slice = plan.slice_secs();
+        let slice = crate::worker::slice_for(plan.slice_secs());
         let sinks = exporter::sink::SinkSet::open(&config).map_err(AbiError::Config)?;
         let enis = config.enis.len();
         let compiled = Arc::new(CompiledPolicy::from_config(&config));

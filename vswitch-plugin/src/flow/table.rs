@@ -25,14 +25,19 @@ pub struct FlowEntry {
     /// What the policy said may be reused for this flow's next packets
     /// (see [`crate::worker::Verdicts::judge_hinted`]).
     pub hint: u32,
-    /// Seconds from the table's slice start to the first packet.
-    pub first: u16,
+    /// Seconds from the table's slice start to the first packet (slices
+    /// are at most a minute long; clamped at 255).
+    pub first: u8,
     /// Seconds from the table's slice start to the last packet.
-    pub last: u16,
+    pub last: u8,
     /// OR of TCP flags.
     pub flags: u8,
     /// Slot in use.
     pub used: bool,
+    /// Nanoseconds into its second of the last packet: with `last`, the
+    /// last packet's exact time, which its connection's expiry is counted
+    /// from (see [`FlowEntry::last_ns`]).
+    pub last_frac: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<FlowEntry>() == 64);
@@ -50,7 +55,7 @@ fn twins(a: &FlowKey, b: &FlowKey) -> bool {
 impl FlowEntry {
     /// A new entry holding one packet.
     #[inline(always)]
-    fn first(key: FlowKey, bytes: u32, off: u16, flags: u8, hint: u32) -> FlowEntry {
+    fn first(key: FlowKey, bytes: u32, off: u8, frac: u32, flags: u8, hint: u32) -> FlowEntry {
         FlowEntry {
             key,
             packets: 1,
@@ -60,16 +65,24 @@ impl FlowEntry {
             last: off,
             flags,
             used: true,
+            last_frac: frac,
         }
     }
 
-    /// Adds one packet of `bytes` bytes at `off` seconds into the slice.
-    /// Every field is read before any is written: `first` and `last` are
-    /// neighbours, and a wide load of both right after a narrow store to
-    /// one of them would wait for the store (no store-to-load forwarding).
+    /// Adds one packet of `bytes` bytes at `off` seconds and `frac`
+    /// nanoseconds into the slice. Every field is read before any is
+    /// written: `first` and `last` are neighbours, and a wide load of both
+    /// right after a narrow store to one of them would wait for the store
+    /// (no store-to-load forwarding).
     #[inline(always)]
-    fn count(&mut self, bytes: u32, off: u16, flags: u8) {
-        let (first, last) = (self.first.min(off), self.last.max(off));
+    fn count(&mut self, bytes: u32, off: u8, frac: u32, flags: u8) {
+        // The later of the two times (a capture may reorder packets).
+        let later = (off, frac) >= (self.last, self.last_frac);
+        let (first, last, last_frac) = (
+            self.first.min(off),
+            if later { off } else { self.last },
+            if later { frac } else { self.last_frac },
+        );
         let (packets, total, f) = (
             self.packets + 1,
             self.bytes + u64::from(bytes),
@@ -80,6 +93,14 @@ impl FlowEntry {
         self.first = first;
         self.last = last;
         self.flags = f;
+        self.last_frac = last_frac;
+    }
+
+    /// The last packet's time, Unix ns, in a table whose slice starts at
+    /// Unix second `slice_start`.
+    #[inline]
+    pub fn last_ns(&self, slice_start: u64) -> u64 {
+        (slice_start + u64::from(self.last)) * 1_000_000_000 + u64::from(self.last_frac)
     }
 }
 
@@ -99,6 +120,8 @@ pub struct Sample {
     pub bytes: u32,
     /// Packet time, Unix seconds.
     pub secs: u64,
+    /// Nanoseconds into that second (below 10^9).
+    pub frac: u32,
     /// TCP flags.
     pub flags: u8,
 }
@@ -226,18 +249,23 @@ impl FlowTable {
         may_evict: bool,
         hint: u32,
     ) -> Insert {
-        let Sample { bytes, secs, flags } = pkt;
+        let Sample {
+            bytes,
+            secs,
+            frac,
+            flags,
+        } = pkt;
         let off = secs
             .saturating_sub(self.slice_start)
-            .min(u64::from(u16::MAX)) as u16;
+            .min(u64::from(u8::MAX)) as u8;
         let home = hash as usize & self.mask;
         let mut oldest = home;
-        let mut oldest_last = u16::MAX;
+        let mut oldest_last = u8::MAX;
         for p in 0..PROBE {
             let i = (home + p) & self.mask;
             let e = &mut self.entries[i];
             if !e.used {
-                *e = FlowEntry::first(*key, bytes, off, flags, hint);
+                *e = FlowEntry::first(*key, bytes, off, frac, flags, hint);
                 self.len += 1;
                 return Insert::Inserted;
             }
@@ -249,7 +277,7 @@ impl FlowTable {
                     break;
                 }
                 e.hint = hint;
-                e.count(bytes, off, flags);
+                e.count(bytes, off, frac, flags);
                 return Insert::Updated;
             }
             if e.last < oldest_last {
@@ -261,7 +289,7 @@ impl FlowTable {
             self.skip(key.eni, bytes);
             return Insert::Skipped;
         }
-        let new = FlowEntry::first(*key, bytes, off, flags, hint);
+        let new = FlowEntry::first(*key, bytes, off, frac, flags, hint);
         Insert::Evicted(std::mem::replace(&mut self.entries[oldest], new))
     }
 
@@ -281,16 +309,21 @@ impl FlowTable {
         may_evict: bool,
         v: &mut impl Judge,
     ) -> (Action, Insert) {
-        let Sample { bytes, secs, flags } = pkt;
+        let Sample {
+            bytes,
+            secs,
+            frac,
+            flags,
+        } = pkt;
         let off = secs
             .saturating_sub(self.slice_start)
-            .min(u64::from(u16::MAX)) as u16;
+            .min(u64::from(u8::MAX)) as u8;
         let home = hash as usize & self.mask;
         // One walk: the ACCEPT flow (reused right there when it can be), its
         // REJECT twin, the first free slot, the oldest entry.
         let (mut acc, mut rej, mut free) = (None, None, None);
         let mut oldest = home;
-        let mut oldest_last = u16::MAX;
+        let mut oldest_last = u8::MAX;
         for p in 0..PROBE {
             let i = (home + p) & self.mask;
             let e = &mut self.entries[i];
@@ -304,7 +337,7 @@ impl FlowTable {
                 } else {
                     if e.packets < u32::MAX && v.reuse(e.hint, self.slice_start + u64::from(e.last))
                     {
-                        e.count(bytes, off, flags);
+                        e.count(bytes, off, frac, flags);
                         return (Action::Accept, Insert::Updated);
                     }
                     acc = Some(i);
@@ -329,7 +362,7 @@ impl FlowTable {
                 let e = &mut self.entries[i];
                 if e.packets < u32::MAX {
                     e.hint = hint;
-                    e.count(bytes, off, flags);
+                    e.count(bytes, off, frac, flags);
                     return (action, Insert::Updated);
                 }
                 // Full counters: the exporter merges this part, the entry
@@ -337,7 +370,7 @@ impl FlowTable {
                 i
             }
             (None, Some(i)) => {
-                self.entries[i] = FlowEntry::first(k, bytes, off, flags, hint);
+                self.entries[i] = FlowEntry::first(k, bytes, off, frac, flags, hint);
                 self.len += 1;
                 return (action, Insert::Inserted);
             }
@@ -347,7 +380,7 @@ impl FlowTable {
             self.skip(k.eni, bytes);
             return (action, Insert::Skipped);
         }
-        let new = FlowEntry::first(k, bytes, off, flags, hint);
+        let new = FlowEntry::first(k, bytes, off, frac, flags, hint);
         (
             action,
             Insert::Evicted(std::mem::replace(&mut self.entries[slot], new)),
@@ -389,7 +422,12 @@ mod tests {
     use crate::worker::HINT_NONE;
 
     fn smp(bytes: u32, secs: u64, flags: u8) -> Sample {
-        Sample { bytes, secs, flags }
+        Sample {
+            bytes,
+            secs,
+            frac: 0,
+            flags,
+        }
     }
     use proptest::prelude::*;
 

@@ -9,8 +9,11 @@
 //! of its buckets. Two full buckets mean "full": the caller counts it and
 //! the packet is judged by the rules alone.
 
+use crate::flow::{FlowEntry, META_REJECT};
 use crate::mem::{HugeSlice, Zeroable};
 use crate::wire::PacketMeta;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 /// Slots per bucket.
 pub const WINDOW: usize = 8;
@@ -142,22 +145,60 @@ pub struct Probe {
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
+/// Per connection slot, when its connection expires (Unix ns): its last
+/// accepted packet's time plus its idle timeout. Apart from the keys (8
+/// bytes a connection), and shared by the worker and its exporter: a packet
+/// that passes by its flow's remembered verdict does not write here (its
+/// time stays in its flow entry, [`FlowEntry::last_ns`]); the exporter
+/// brings those times in with [`ConnDeadlines::write_back`] when it drains
+/// the flow table, the worker when it evicts an entry.
+pub struct ConnDeadlines(HugeSlice<AtomicU64>);
+
+impl std::fmt::Debug for ConnDeadlines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ConnDeadlines({})", self.0.len())
+    }
+}
+
+impl ConnDeadlines {
+    /// Raises the deadline of the connection that let `e` through to its
+    /// last packet plus its idle timeout, `e` being an entry of a table
+    /// whose slice starts at Unix second `slice_start`. Nothing for an
+    /// entry that holds no connection (a REJECT, a stateless or host
+    /// verdict, a full connection table).
+    #[inline]
+    pub fn write_back(&self, e: &FlowEntry, slice_start: u64) {
+        if e.key.meta & META_REJECT != 0 || e.hint >= crate::worker::HINT_STATELESS {
+            return;
+        }
+        let idle = if e.key.proto == 6 {
+            TCP_IDLE
+        } else {
+            OTHER_IDLE
+        };
+        if let Some(d) = self.0.get(e.hint as usize) {
+            d.fetch_max(e.last_ns(slice_start) + idle, Relaxed);
+        }
+    }
+}
+
 /// A worker's connection table: buckets of [`WINDOW`] slots, two candidate
 /// buckets per key, and beside the slots one tag byte per slot (8 per
 /// bucket, read as one `u64`), so a lookup compares the key only where the
 /// tag matches — a miss (a scan) touches the small tag array only.
+///
+/// A connection's stored deadline may lag behind the packets of its flows
+/// that passed by a remembered verdict (see [`ConnDeadlines`]), never in a
+/// way a reader can see: every flow entry's first packet was judged and
+/// touched the connection, so the stored deadline is at least that table's
+/// earliest judged packet plus the idle timeout (at least 180 s), and the
+/// worker makes sure a table is written back before that (slices are at
+/// most 60 s; see `Worker`).
 #[derive(Debug)]
 pub struct ConnTable {
     slots: HugeSlice<Slot>,
-    /// Per slot, when its connection expires (Unix ns): its last accepted
-    /// packet's time plus its idle timeout. Apart from the keys, so that
-    /// refreshing a connection writes into a small dense array (8 bytes a
-    /// connection) rather than into the key's cache line.
-    deadlines: HugeSlice<u64>,
+    deadlines: Arc<ConnDeadlines>,
     tags: HugeSlice<u64>,
-    /// The latest packet time that set a deadline (Unix ns): every
-    /// deadline is at most this plus its idle timeout.
-    latest: u64,
     bmask: usize,
     cursor: usize,
     len: usize,
@@ -170,9 +211,8 @@ impl ConnTable {
         let n = conns.max(2 * WINDOW).next_power_of_two();
         ConnTable {
             slots: HugeSlice::zeroed(n),
-            deadlines: HugeSlice::zeroed(n),
+            deadlines: Arc::new(ConnDeadlines(HugeSlice::zeroed(n))),
             tags: HugeSlice::zeroed(n / WINDOW),
-            latest: 0,
             bmask: n / WINDOW - 1,
             cursor: 0,
             len: 0,
@@ -195,8 +235,24 @@ impl ConnTable {
     }
 
     #[inline(always)]
+    fn deadline(&self, i: usize) -> &AtomicU64 {
+        &self.deadlines.0[i]
+    }
+
+    #[inline(always)]
     fn live(&self, i: usize, now: u64) -> bool {
-        now < self.deadlines[i]
+        now < self.deadline(i).load(Relaxed)
+    }
+
+    /// The deadlines, for the exporter's write-back.
+    pub fn deadlines(&self) -> Arc<ConnDeadlines> {
+        self.deadlines.clone()
+    }
+
+    /// [`ConnDeadlines::write_back`] of an entry the worker evicted.
+    #[inline]
+    pub fn write_back(&self, e: &FlowEntry, slice_start: u64) {
+        self.deadlines.write_back(e, slice_start);
     }
 
     #[inline(always)]
@@ -284,15 +340,17 @@ impl ConnTable {
     #[inline]
     pub fn touch_slot(&mut self, k: &ConnKey, p: &Probe, now: u64) -> (Touch, Option<usize>) {
         let Probe { b1, b2, tag, slot } = *p;
-        self.latest = self.latest.max(now);
         if let Some(i) = slot {
             let d = now + k.idle();
             if self.live(i, now) {
-                self.deadlines[i] = self.deadlines[i].max(d);
+                // The maximum: a packet out of order (or a write-back) may
+                // have left a later deadline.
+                self.deadline(i).fetch_max(d, Relaxed);
                 return (Touch::Refreshed, Some(i));
             }
-            // Expired: it starts again as a new connection.
-            self.deadlines[i] = d;
+            // Expired: it starts again as a new connection. (A write-back
+            // of its old flows brings nothing later than its expiry.)
+            self.deadline(i).store(d, Relaxed);
             return (Touch::Opened, Some(i));
         }
         // A free slot, or one whose connection has expired, in either bucket.
@@ -305,45 +363,13 @@ impl ConnTable {
                         self.len += 1;
                     }
                     self.slots[i] = Slot { key: *k };
-                    self.deadlines[i] = now + k.idle();
+                    self.deadline(i).store(now + k.idle(), Relaxed);
                     self.set_tag(i, tag);
                     return (Touch::Opened, Some(i));
                 }
             }
         }
         (Touch::Full, None)
-    }
-
-    /// Prefetches what [`ConnTable::refresh`] of slot `i` touches (ignored
-    /// if out of range).
-    #[inline(always)]
-    pub fn prefetch_slot(&self, i: usize) {
-        // A prefetch never faults: no bounds check needed.
-        crate::mem::prefetch(self.deadlines.as_ptr().wrapping_add(i));
-    }
-
-    /// Refreshes the connection in slot `i` with a packet at `now` (Unix
-    /// ns). For a caller that knows the connection is there and live: its
-    /// slot was returned by [`ConnTable::touch_slot`] and a packet of it has
-    /// been accepted since less than its idle timeout ago (a live slot is
-    /// never emptied or reused).
-    ///
-    /// A packet in time order (no earlier than any packet this table has
-    /// seen) gives the connection's largest deadline: a plain store, no
-    /// load. One out of order (a capture's reordering) takes the maximum,
-    /// so it never moves expiry back.
-    #[inline(always)]
-    pub fn refresh(&mut self, i: usize, now: u64, idle: u64) {
-        debug_assert!(self.tag_at(i) != 0 && self.live(i, now));
-        debug_assert_eq!(idle, self.slots[i].key.idle());
-        let d = &mut self.deadlines[i];
-        if now >= self.latest {
-            self.latest = now;
-            debug_assert!(now + idle >= *d);
-            *d = now + idle;
-        } else {
-            *d = (*d).max(now + idle);
-        }
     }
 
     /// Empties up to `n` slots' worth of expired connections, continuing

@@ -230,19 +230,9 @@ impl PolicyCounters {
 pub struct Policy {
     compiled: Arc<CompiledPolicy>,
     conns: ConnTable,
-    /// Refreshes owed by reused packets of the current burst, in packet
-    /// order: (slot, packet time, idle timeout). Their deadlines are
-    /// prefetched when the packet passes and written when the burst ends,
-    /// or before anything reads a deadline (a judgement, the sweep), so
-    /// every reader sees exactly what refreshing at once would have left.
-    pending: [(u32, u64, u64); PENDING],
-    pending_len: usize,
     /// Counters.
     pub counters: PolicyCounters,
 }
-
-/// Refreshes a burst can owe: one per observation.
-const PENDING: usize = 2 * crate::worker::WORKER_BURST;
 
 /// Connection-table slots the sweep looks at per judged packet: bounded, so
 /// no burst waits on expiry.
@@ -260,21 +250,8 @@ impl Policy {
         Policy {
             compiled,
             conns: ConnTable::new(conns),
-            pending: [(0, 0, 0); PENDING],
-            pending_len: 0,
             counters: PolicyCounters::default(),
         }
-    }
-
-    /// Writes the refreshes owed, in packet order.
-    #[inline]
-    fn settle(&mut self) {
-        for &(i, now, idle) in &self.pending[..self.pending_len] {
-            self.conns.refresh(i as usize, now, idle);
-        }
-        // Each was a packet passed as tracked.
-        self.counters.tracked += self.pending_len as u64;
-        self.pending_len = 0;
     }
 
     /// Judges from now on by `compiled` (new rules, new ENIs); the tracked
@@ -284,7 +261,9 @@ impl Policy {
         self.compiled = compiled;
     }
 
-    /// The connection table (as of the last finished burst or judgement).
+    /// The connection table. Packets that passed by a remembered verdict
+    /// are in it once their flow table was written back (see
+    /// [`conn::ConnDeadlines`]).
     pub fn conns(&self) -> &ConnTable {
         &self.conns
     }
@@ -309,8 +288,6 @@ impl Verdicts for Policy {
         m: &PacketMeta,
         now: u64,
     ) -> (Action, u32) {
-        // A judgement may read deadlines: the refreshes owed first.
-        self.settle();
         let Some(p) = self.compiled.enis.get(usize::from(eni)) else {
             return (Action::Accept, HINT_STATELESS);
         };
@@ -384,12 +361,16 @@ impl Verdicts for Policy {
     /// configuration. Stateless: accepted again (same key, same rules).
     /// Through connection `hint`: accepted if the flow's last packet is less
     /// than the connection's idle timeout old (`secs - last_secs` whole
-    /// seconds below it means less than it in nanoseconds). That packet was
-    /// accepted and refreshed the connection, which is therefore still live
-    /// in the same slot: the packet passes the security group as tracked,
-    /// and the network ACL (a function of the key) as it did then.
+    /// seconds below it means less than it in nanoseconds). The flow's first
+    /// packet in this table was accepted and touched the connection, less
+    /// than a slice (at most 60 s) ago, so it is still live in the same
+    /// slot: the packet passes the security group as tracked, and the
+    /// network ACL (a function of the key) as it did then. Its time stays
+    /// in the flow's entry, and reaches the connection table when the
+    /// entry is written back (see [`conn::ConnDeadlines`]): nothing here
+    /// touches the connection table.
     #[inline]
-    fn reuse(&mut self, hint: u32, proto: u8, last_secs: u64, secs: u64, now: u64) -> bool {
+    fn reuse(&mut self, hint: u32, proto: u8, last_secs: u64, secs: u64, _now: u64) -> bool {
         if hint == HINT_STATELESS {
             return true;
         }
@@ -404,25 +385,23 @@ impl Verdicts for Policy {
         if secs.saturating_sub(last_secs) >= idle / conn::NS {
             return false;
         }
-        // Owed, not written now: the deadline's line is requested here and
-        // written when the burst ends (or before a deadline is next read),
-        // so no packet waits for it.
-        self.conns.prefetch_slot(hint as usize);
-        if self.pending_len == PENDING {
-            self.settle();
-        }
-        if let Some(p) = self.pending.get_mut(self.pending_len) {
-            *p = (hint, now, idle);
-            self.pending_len += 1;
-        }
+        self.counters.tracked += 1;
         true
     }
 
     #[inline]
     fn housekeeping(&mut self, now: u64) {
-        self.settle();
         self.conns
             .sweep(now, SWEEP_PER_BURST, &mut self.counters.expired);
+    }
+
+    fn conn_deadlines(&self) -> Option<Arc<conn::ConnDeadlines>> {
+        Some(self.conns.deadlines())
+    }
+
+    #[inline]
+    fn evicted(&mut self, e: &crate::flow::FlowEntry, slice_start: u64) {
+        self.conns.write_back(e, slice_start);
     }
 }
 

@@ -612,14 +612,39 @@ fn the_verdict_is_reject_if_either_drops_in_both_orders() {
     );
 }
 
-/// A worker over `p` with one 600-second slice: every packet below lands
-/// in one table, so later packets of a flow reuse its remembered verdict.
-fn worker(p: Policy) -> crate::worker::Worker<Policy> {
+/// A worker over `p` (asked for 600-second slices, it rotates every 60 s)
+/// and its handoff, on which [`export`] plays the exporter.
+fn worker_and_handoff(
+    p: Policy,
+    capacity: usize,
+) -> (
+    crate::worker::Worker<Policy>,
+    std::sync::Arc<crate::worker::Handoff>,
+) {
     use crate::flow::FlowTable;
     use crate::worker::{Handoff, Worker};
-    let pool = (0..2).map(|_| Box::new(FlowTable::new(64, 3))).collect();
+    let pool = (0..2)
+        .map(|_| Box::new(FlowTable::new(capacity, 3)))
+        .collect();
     let (handoff, active) = Handoff::new(pool, 64);
-    Worker::new(active, handoff, 600, 3, p)
+    (Worker::new(active, handoff.clone(), 600, 3, p), handoff)
+}
+
+fn worker(p: Policy) -> crate::worker::Worker<Policy> {
+    worker_and_handoff(p, 64).0
+}
+
+/// What the exporter does with a retired table before it returns it:
+/// every entry's times written back to the connection deadlines.
+fn export(h: &crate::worker::Handoff) {
+    use std::sync::atomic::Ordering;
+    while let Some(mut t) = h.retired.pop() {
+        let slice = t.slice_start();
+        let conns = h.conn_deadlines.get().expect("a stateful policy");
+        t.drain(|e| conns.write_back(e, slice), |_, _| {});
+        let _ = h.free.push(t);
+        h.returned.fetch_add(1, Ordering::Release);
+    }
 }
 
 /// Packet `m` at eni-1 (index 0), sent in direction `dir`, at `ns` (Unix
@@ -653,38 +678,51 @@ fn through(
 }
 
 #[test]
-fn a_reused_verdict_refreshes_the_connection_to_the_nanosecond() {
-    let mut w = worker(policy("", "", "", "", 64));
+fn a_reused_verdict_reaches_the_connection_to_the_nanosecond_when_its_table_is_written_back() {
+    let (mut w, h) = worker_and_handoff(policy("", "", "", "", 64), 64);
     let s = conn::NS;
+    // A slice start (a multiple of 60 s).
     let t0 = 1_800_000_000 * s;
     let out = outbound("198.51.100.7", 53, 17);
     let back = v4("198.51.100.7", 53, "10.0.1.5", 40000, 17);
+    let key = conn::ConnKey::new(0, &back);
     assert_eq!(
         through(&mut w, Out, out, t0),
         Accept,
         "opens the connection"
     );
-    // The flow's second packet reuses the verdict (no judgement) ...
-    let judged = w.policy().counters.rule_lookups;
-    assert_eq!(
-        through(&mut w, Out, out, t0 + 100 * s + 500_000_000),
-        Accept
-    );
-    assert_eq!(
+    // The flow's second packet, in the same slice, reuses the verdict: no
+    // judgement, and nothing written to the connection table yet.
+    let (judged, tracked) = (
         w.policy().counters.rule_lookups,
-        judged,
-        "reused, not judged"
+        w.policy().counters.tracked,
     );
-    // ... and still refreshed the connection: the reply 179.9 s after it is
-    // tracked, though 280.4 s after the packet that opened it.
+    assert_eq!(through(&mut w, Out, out, t0 + 50 * s + 500_000_000), Accept);
+    assert_eq!(w.policy().counters.rule_lookups, judged, "not judged");
     assert_eq!(
-        through(&mut w, In, back, t0 + 280 * s + 400_000_000),
+        w.policy().counters.tracked,
+        tracked + 1,
+        "passed as tracked"
+    );
+    assert!(!w.policy().conns().lookup(&key, t0 + 200 * s));
+    // The slice ends; the exporter drains the table and writes its times
+    // back: the connection now lasts 180 s from the reused packet.
+    w.advance(1_800_000_061);
+    export(&h);
+    assert!(w.policy().conns().lookup(&key, t0 + 230 * s + 499_999_999));
+    assert!(!w.policy().conns().lookup(&key, t0 + 230 * s + 500_000_000));
+    // The reply 179.9 s after the reused packet is tracked, though 230.4 s
+    // after the packet that opened the connection ...
+    assert_eq!(
+        through(&mut w, In, back, t0 + 230 * s + 400_000_000),
         Accept
     );
-    // The reply flow's next packet 180.1 s later is too late: its remembered
-    // verdict is not reused, the expired connection does not let it in.
+    assert_eq!(w.counters.late_writebacks, 0);
+    // ... and its next packet 180.1 s later is too late.
+    w.advance(1_800_000_300);
+    export(&h);
     assert_eq!(
-        through(&mut w, In, back, t0 + 460 * s + 500_000_000),
+        through(&mut w, In, back, t0 + 410 * s + 500_000_000),
         Reject
     );
 }
@@ -692,31 +730,88 @@ fn a_reused_verdict_refreshes_the_connection_to_the_nanosecond() {
 #[test]
 fn a_reused_packet_older_than_the_latest_does_not_shorten_the_connection() {
     // Captures are not always in time order. A reused packet earlier than
-    // the latest one seen must leave the connection's expiry where the
-    // latest packet put it (the maximum), not move it back.
-    let mut w = worker(policy("", "", "", "", 64));
+    // the latest one of its flow leaves the flow's last time, and with it
+    // the connection's expiry, where the latest packet put it.
+    let (mut w, h) = worker_and_handoff(policy("", "", "", "", 64), 64);
     let s = conn::NS;
     let t0 = 1_800_000_000 * s;
     let out = outbound("198.51.100.7", 53, 17);
     let back = v4("198.51.100.7", 53, "10.0.1.5", 40000, 17);
     assert_eq!(through(&mut w, Out, out, t0), Accept, "opens");
-    assert_eq!(through(&mut w, Out, out, t0 + 100 * s), Accept);
-    // Out of order: 50 s before the packet just seen, reused all the same.
+    assert_eq!(through(&mut w, Out, out, t0 + 50 * s + 7), Accept);
+    // Out of order: 30 s and then 1 ns before the packet just seen.
     let judged = w.policy().counters.rule_lookups;
-    assert_eq!(through(&mut w, Out, out, t0 + 50 * s), Accept);
+    assert_eq!(through(&mut w, Out, out, t0 + 20 * s), Accept);
+    assert_eq!(through(&mut w, Out, out, t0 + 50 * s + 6), Accept);
     assert_eq!(w.policy().counters.rule_lookups, judged, "reused");
-    // The reply 179.9 s after the latest packet (t0 + 100 s) is tracked,
-    // though 229.9 s after the out-of-order one.
+    w.advance(1_800_000_060);
+    export(&h);
+    let key = conn::ConnKey::new(0, &back);
+    assert!(w.policy().conns().lookup(&key, t0 + 230 * s + 6));
+    assert!(!w.policy().conns().lookup(&key, t0 + 230 * s + 7));
     assert_eq!(
-        through(&mut w, In, back, t0 + 279 * s + 900_000_000),
+        through(&mut w, In, back, t0 + 229 * s + 900_000_000),
         Accept
     );
-    // And the next reply, 180 s after the latest packet of either
-    // direction (that reply), is not.
-    assert_eq!(
-        through(&mut w, In, back, t0 + 459 * s + 900_000_000),
-        Reject
+}
+
+#[test]
+fn an_evicted_entry_is_written_back_by_the_worker_itself() {
+    // A table of 16 slots, one probe window: the 16th other flow evicts the
+    // entry whose last packet is the oldest, the tracked flow's; its time
+    // reaches the connection then, with no exporter involved.
+    let (mut w, _h) = worker_and_handoff(
+        policy(
+            &rule("egress", "accept", 1, "all", "-1/-1", "0.0.0.0/0"),
+            "",
+            "",
+            "",
+            64,
+        ),
+        16,
     );
+    let s = conn::NS;
+    let t0 = 1_800_000_000 * s;
+    let out = outbound("198.51.100.7", 53, 17);
+    let key = conn::ConnKey::new(0, &out);
+    assert_eq!(through(&mut w, Out, out, t0), Accept);
+    assert_eq!(through(&mut w, Out, out, t0 + 40 * s + 1), Accept);
+    assert!(!w.policy().conns().lookup(&key, t0 + 200 * s));
+    for i in 0..16u16 {
+        let m = v4("10.0.1.5", 1000 + i, "198.51.100.9", 80, 6);
+        assert_eq!(through(&mut w, Out, m, t0 + 45 * s), Accept);
+    }
+    assert_eq!(w.counters.evictions, 1);
+    assert!(w.policy().conns().lookup(&key, t0 + 220 * s));
+    assert!(!w.policy().conns().lookup(&key, t0 + 220 * s + 1));
+}
+
+#[test]
+fn a_table_not_written_back_in_time_is_counted_late() {
+    // A live worker never waits for the exporter. From 180 s after the
+    // earliest judgement in a table still unreturned, a connection could
+    // look expired while a later packet of it waits in that table: the
+    // worker counts the table late (once) and goes on.
+    let (mut w, h) = worker_and_handoff(policy("", "", "", "", 64), 64);
+    let s = conn::NS;
+    let t0 = 1_800_000_000 * s;
+    let out = outbound("198.51.100.7", 53, 17);
+    let back = v4("198.51.100.7", 53, "10.0.1.5", 40000, 17);
+    assert_eq!(through(&mut w, Out, out, t0 + s), Accept, "judged");
+    assert_eq!(through(&mut w, Out, out, t0 + 50 * s), Accept, "reused");
+    w.advance(1_800_000_060);
+    assert_eq!(
+        through(&mut w, In, back, t0 + 180 * s + 999_999_999),
+        Accept
+    );
+    assert_eq!(w.counters.late_writebacks, 0, "still in time");
+    assert_eq!(through(&mut w, In, back, t0 + 181 * s), Accept);
+    assert_eq!(w.counters.late_writebacks, 1, "180 s after t0 + 1 s");
+    assert_eq!(through(&mut w, In, back, t0 + 182 * s), Accept);
+    assert_eq!(w.counters.late_writebacks, 1, "counted once");
+    export(&h);
+    assert_eq!(through(&mut w, In, back, t0 + 183 * s), Accept);
+    assert_eq!(w.counters.late_writebacks, 1);
 }
 
 #[test]
@@ -764,36 +859,4 @@ fn a_tracked_flow_with_a_full_connection_table_is_judged_every_packet() {
         full + 2,
         "no connection to reuse: each packet tries again"
     );
-}
-
-#[test]
-fn a_refresh_owed_in_a_burst_is_seen_by_a_judgement_later_in_it() {
-    // A reused packet's refresh is written when the burst ends, or before
-    // any packet after it in the same burst is judged. Here the reply,
-    // later in the same burst, is 180.5 s after the packet that last wrote
-    // the deadline and 0.6 s after the reused one: tracked only if the
-    // owed refresh was written before it was judged.
-    let mut w = worker(policy("", "", "", "", 64));
-    let s = conn::NS;
-    let t0 = 1_800_000_000 * s;
-    let out = outbound("198.51.100.7", 53, 17);
-    let back = v4("198.51.100.7", 53, "10.0.1.5", 40000, 17);
-    assert_eq!(through(&mut w, Out, out, t0), Accept, "opens");
-    let judged = w.policy().counters.rule_lookups;
-    let tracked = w.policy().counters.tracked;
-    w.process(&[
-        seen(Out, out, t0 + 179 * s + 900_000_000),
-        seen(In, back, t0 + 180 * s + 500_000_000),
-    ]);
-    assert_eq!(w.verdicts(), &[Accept, Accept]);
-    assert_eq!(
-        w.policy().counters.rule_lookups,
-        judged,
-        "the first reused its verdict, the reply passed as tracked"
-    );
-    assert_eq!(w.policy().counters.tracked, tracked + 2);
-    // After the burst, the table holds the refreshed deadline too.
-    let key = conn::ConnKey::new(0, &back);
-    assert!(w.policy().conns().lookup(&key, t0 + 359 * s + 800_000_000));
-    assert!(!w.policy().conns().lookup(&key, t0 + 360 * s + 500_000_000));
 }
