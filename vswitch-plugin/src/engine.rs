@@ -405,6 +405,7 @@ impl Engine {
                     "skipped": w.counters.skipped,
                     "rotations": w.counters.rotations,
                     "no_free_table": w.counters.no_free_table,
+                    "late_writebacks": w.counters.late_writebacks,
                     "table_flows": w.table_len,
                     "table_capacity": w.table_capacity,
                     "table_high_water": w.counters.high_water.max(w.table_len),
@@ -513,6 +514,12 @@ impl Engine {
                 "evictions",
                 "worker_evictions_total",
                 "Flows evicted from a full table.",
+                "counter",
+            ),
+            (
+                "late_writebacks",
+                "worker_late_writebacks_total",
+                "Tables the exporter wrote back to the connection table later than a packet could need them.",
                 "counter",
             ),
             (

@@ -690,6 +690,10 @@ fn register_telemetry(l: &Arc<Live>) {
             ("observations".into(), sum(|w| w.counters.observations)),
             ("rejected".into(), sum(|w| w.counters.rejected)),
             ("evictions".into(), sum(|w| w.counters.evictions)),
+            (
+                "late_writebacks".into(),
+                sum(|w| w.counters.late_writebacks),
+            ),
             ("skipped".into(), sum(|w| w.counters.skipped)),
             ("table_flows".into(), sum(|w| w.table_len)),
             ("conns".into(), sum(|w| w.conns)),

@@ -596,6 +596,7 @@ fn counters_json(c: &Counters, w: &WorkerCounters) -> Value {
         "observations": w.observations, "evictions": w.evictions,
         "skipped": w.skipped, "rotations": w.rotations,
         "no_free_table": w.no_free_table, "high_water": w.high_water,
+        "late_writebacks": w.late_writebacks,
     })
 }
 
@@ -621,6 +622,7 @@ fn add_worker(s: &mut WorkerCounters, c: &WorkerCounters) {
     s.rotations += c.rotations;
     s.no_free_table += c.no_free_table;
     s.high_water = s.high_water.max(c.high_water);
+    s.late_writebacks += c.late_writebacks;
 }
 
 fn add_policy(s: &mut PolicyCounters, c: &PolicyCounters) {

@@ -336,7 +336,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 "packet_clock": s.packet_clock, "ports": ports, "flow_logs": fls,
                 "conn_table_full": s.policy.conn_table_full, "errors": s.errors, "sinks": s.sinks,
                 "skipped": s.worker.skipped, "no_free_table": s.worker.no_free_table,
-                "evictions": s.worker.evictions,
+                "evictions": s.worker.evictions, "late_writebacks": s.worker.late_writebacks,
                 "workers": s.workers, "rss": s.rss, "handed_off": s.handed_off,
                 "handoff_dropped": s.handoff_dropped,
                 "elapsed_s": s.elapsed.as_secs_f64(), "rx_s": s.rx_secs, "mpps": s.mpps(),
@@ -859,6 +859,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
             "unmatched": s.unmatched, "not_ip": s.not_ip,
             "observations": s.workers.observations, "rejected": s.workers.rejected,
             "evictions": s.workers.evictions, "skipped": s.workers.skipped,
+            "late_writebacks": s.workers.late_writebacks,
             "policy": {
                 "rule_lookups": s.policy.rule_lookups, "tracked": s.policy.tracked,
                 "opened": s.policy.opened, "conn_table_full": s.policy.conn_table_full,
