@@ -649,6 +649,7 @@ impl<P: Verdicts> Worker<P> {
         // Pass 1: the ACCEPT keys of every observation, and their hashes.
         let mut n = 0;
         for (pi, s) in pkts.iter().enumerate() {
+            debug_assert_eq!(s.secs, s.ns / 1_000_000_000);
             for (eni, dir) in [(s.out_eni, Direction::Out), (s.in_eni, Direction::In)] {
                 if eni != NO_ENI {
                     self.keys[n] = key_of(&s.meta, eni, dir, Action::Accept);
@@ -660,6 +661,7 @@ impl<P: Verdicts> Worker<P> {
         for i in 0..n {
             self.hashes[i] = self.keys[i].hash();
         }
+
         // Pass 2: verdicts and the table, with the bucket PREFETCH_AHEAD keys
         // on already requested (a bounded distance: more outstanding misses
         // than the core's fill buffers only stall the prefetches themselves).
@@ -686,6 +688,8 @@ impl<P: Verdicts> Worker<P> {
             }
             self.advance(s.secs);
             now_ns = s.ns;
+            // Per packet: a table retired by this very burst (a capture's
+            // clock can jump minutes within one) may be the one due.
             if now_ns >= self.wb_guard {
                 self.await_writeback(now_ns);
             }
@@ -725,7 +729,7 @@ impl<P: Verdicts> Worker<P> {
             let pkt = Sample {
                 bytes: s.meta.bytes,
                 secs: s.secs,
-                frac: (s.ns % 1_000_000_000) as u32,
+                frac: s.ns.wrapping_sub(s.secs.wrapping_mul(1_000_000_000)) as u32,
                 flags: s.meta.tcp_flags,
             };
             let (a, ins) = t.record(&key, h, pkt, may_evict, &mut v);

@@ -76,8 +76,10 @@ impl FlowEntry {
     /// (no store-to-load forwarding).
     #[inline(always)]
     fn count(&mut self, bytes: u32, off: u8, frac: u32, flags: u8) {
-        // The later of the two times (a capture may reorder packets).
-        let later = (off, frac) >= (self.last, self.last_frac);
+        // The later of the two times (a capture may reorder packets), as
+        // one comparison.
+        let later = (u64::from(off) << 32 | u64::from(frac))
+            >= (u64::from(self.last) << 32 | u64::from(self.last_frac));
         let (first, last, last_frac) = (
             self.first.min(off),
             if later { off } else { self.last },

@@ -815,6 +815,39 @@ fn a_table_not_written_back_in_time_is_counted_late() {
 }
 
 #[test]
+fn a_table_retired_within_a_burst_is_waited_for_on_the_packets_clock() {
+    // A capture's clock can jump minutes within one burst: the table the
+    // burst's first packets went to is retired by a later packet of the
+    // same burst, whose reply needs that table's reused packet.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (mut w, h) = worker_and_handoff(policy("", "", "", "", 64), 64);
+    w.wait_for_writeback(true);
+    let s = conn::NS;
+    let t0 = 1_800_000_000 * s;
+    let out = outbound("198.51.100.7", 53, 17);
+    let back = v4("198.51.100.7", 53, "10.0.1.5", 40000, 17);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Acquire) {
+                export(&h);
+                std::thread::yield_now();
+            }
+        });
+        w.process(&[
+            seen(Out, out, t0 + s),
+            seen(Out, out, t0 + 50 * s),
+            // 199 s after the connection was opened, 149 s after the
+            // reused packet.
+            seen(In, back, t0 + 200 * s),
+        ]);
+        stop.store(true, Ordering::Release);
+    });
+    assert_eq!(w.verdicts(), &[Accept, Accept, Accept]);
+    assert_eq!(w.counters.late_writebacks, 0);
+}
+
+#[test]
 fn a_reject_is_never_reused() {
     let mut w = worker(policy("", "", "", "", 64));
     let s = conn::NS;
