@@ -10,6 +10,7 @@ use crate::policy::conn::{ConnDeadlines, OTHER_IDLE};
 use crate::wire::PacketMeta;
 use crossbeam::queue::ArrayQueue;
 use exporter::record::{Action, Direction};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -329,9 +330,7 @@ pub struct Worker<P: Verdicts> {
     /// returned, in order, the earliest time (Unix ns) a packet recorded in
     /// it was judged at (`u64::MAX`: none, or given up on). Empty when the
     /// policy keeps no state.
-    unreturned: Box<[u64]>,
-    unreturned_head: usize,
-    unreturned_len: usize,
+    unreturned: VecDeque<u64>,
     /// Tables returned that the ring above has accounted for.
     returned_seen: u64,
     /// The earliest judged packet time of the active table.
@@ -364,19 +363,15 @@ impl<P: Verdicts> Worker<P> {
         enis: usize,
         policy: P,
     ) -> Self {
-        let tracks = match policy.conn_deadlines() {
+        // Tables out at once: at most the pool, and one more while a
+        // returned table's count is not yet visible (allocated now, never
+        // grown; none when the policy keeps no state).
+        let unreturned = match policy.conn_deadlines() {
             Some(d) => {
                 let _ = handoff.conn_deadlines.set(d);
-                true
+                VecDeque::with_capacity(handoff.retired.capacity() + 2)
             }
-            None => false,
-        };
-        // Tables out at once: at most the pool, and one more while a
-        // returned table's count is not yet visible.
-        let ring = if tracks {
-            handoff.retired.capacity() + 2
-        } else {
-            0
+            None => VecDeque::new(),
         };
         Worker {
             table_capacity: active.capacity(),
@@ -394,9 +389,7 @@ impl<P: Verdicts> Worker<P> {
             which: [0; 2 * WORKER_BURST],
             verdicts: [Action::Accept; WORKER_BURST],
             burst_len: 0,
-            unreturned: vec![u64::MAX; ring].into_boxed_slice(),
-            unreturned_head: 0,
-            unreturned_len: 0,
+            unreturned,
             returned_seen: 0,
             touch_min: u64::MAX,
             wb_guard: u64::MAX,
@@ -430,16 +423,14 @@ impl<P: Verdicts> Worker<P> {
     }
 
     fn note_retired(&mut self, touched: u64) {
-        let cap = self.unreturned.len();
-        if cap == 0 {
+        if self.handoff.conn_deadlines.get().is_none() {
             return;
         }
-        if self.unreturned_len == cap {
+        if self.unreturned.len() == self.unreturned.capacity() {
             self.sync_returned();
         }
-        if self.unreturned_len < cap {
-            self.unreturned[(self.unreturned_head + self.unreturned_len) % cap] = touched;
-            self.unreturned_len += 1;
+        if self.unreturned.len() < self.unreturned.capacity() {
+            self.unreturned.push_back(touched);
         }
         self.wb_guard = self.wb_guard.min(touched.saturating_add(OTHER_IDLE));
     }
@@ -447,18 +438,15 @@ impl<P: Verdicts> Worker<P> {
     /// Drops the tables the exporter has returned (written back) from the
     /// ring and recomputes the guard.
     fn sync_returned(&mut self) {
-        let cap = self.unreturned.len();
         let returned = self.handoff.returned.load(Ordering::Acquire);
-        while self.returned_seen < returned && self.unreturned_len > 0 {
-            self.unreturned_head = (self.unreturned_head + 1) % cap;
-            self.unreturned_len -= 1;
+        while self.returned_seen < returned && self.unreturned.pop_front().is_some() {
             self.returned_seen += 1;
         }
-        self.wb_guard = (0..self.unreturned_len)
-            .map(|k| self.unreturned[(self.unreturned_head + k) % cap])
+        self.wb_guard = self
+            .unreturned
+            .iter()
             .min()
-            .unwrap_or(u64::MAX)
-            .saturating_add(OTHER_IDLE);
+            .map_or(u64::MAX, |t| t.saturating_add(OTHER_IDLE));
     }
 
     /// A packet at `now` (Unix ns) has reached the guard: a connection
@@ -477,9 +465,7 @@ impl<P: Verdicts> Worker<P> {
                 std::thread::yield_now();
                 continue;
             }
-            let cap = self.unreturned.len();
-            for k in 0..self.unreturned_len {
-                let t = &mut self.unreturned[(self.unreturned_head + k) % cap];
+            for t in self.unreturned.iter_mut() {
                 if t.saturating_add(OTHER_IDLE) <= now {
                     *t = u64::MAX;
                     self.counters.late_writebacks += 1;
@@ -770,12 +756,7 @@ impl<P: Verdicts> Worker<P> {
     /// Ends the worker: retires its table and marks it done. The exporter
     /// then delivers everything.
     pub fn finish(mut self) -> (WorkerCounters, P) {
-        if let Some(t) = self.table.take() {
-            self.counters.high_water = self.counters.high_water.max(t.len() as u64);
-            if let Err(t) = self.handoff.retired.push(t) {
-                drop(t);
-            }
-        }
+        self.retire();
         self.flush_orphans(true);
         self.handoff.watermark.store(u64::MAX, Ordering::Release);
         self.handoff.done.store(true, Ordering::Release);

@@ -462,7 +462,7 @@ impl Plugin {
                 (g.counters, wc, pc, g.now_ns)
             };
             add(&mut sum, &c);
-            add_worker(&mut wsum, &wc);
+            wsum.add(&wc);
             add_policy(&mut psum, &pc);
             let mut o = counters_json(&c, &wc);
             o["worker"] = json!(i);
@@ -611,18 +611,6 @@ fn add(s: &mut Counters, c: &Counters) {
     s.not_ip += c.not_ip;
     s.malformed += c.malformed;
     s.unmatched += c.unmatched;
-}
-
-fn add_worker(s: &mut WorkerCounters, c: &WorkerCounters) {
-    s.packets += c.packets;
-    s.observations += c.observations;
-    s.rejected += c.rejected;
-    s.evictions += c.evictions;
-    s.skipped += c.skipped;
-    s.rotations += c.rotations;
-    s.no_free_table += c.no_free_table;
-    s.high_water = s.high_water.max(c.high_water);
-    s.late_writebacks += c.late_writebacks;
 }
 
 fn add_policy(s: &mut PolicyCounters, c: &PolicyCounters) {

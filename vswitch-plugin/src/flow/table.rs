@@ -53,29 +53,31 @@ fn twins(a: &FlowKey, b: &FlowKey) -> bool {
 }
 
 impl FlowEntry {
-    /// A new entry holding one packet.
+    /// A new entry holding one packet, `off` seconds into the slice.
     #[inline(always)]
-    fn first(key: FlowKey, bytes: u32, off: u8, frac: u32, flags: u8, hint: u32) -> FlowEntry {
+    fn first(key: FlowKey, pkt: &Sample, off: u8, hint: u32) -> FlowEntry {
         FlowEntry {
             key,
             packets: 1,
-            bytes: u64::from(bytes),
+            bytes: u64::from(pkt.bytes),
             hint,
             first: off,
             last: off,
-            flags,
+            flags: pkt.flags,
             used: true,
-            last_frac: frac,
+            last_frac: pkt.frac,
         }
     }
 
-    /// Adds one packet of `bytes` bytes at `off` seconds and `frac`
-    /// nanoseconds into the slice. Every field is read before any is
-    /// written: `first` and `last` are neighbours, and a wide load of both
+    /// Adds one packet, `off` seconds into the slice. Every field is read
+    /// before any is written: `first` and `last` are neighbours, and a wide load of both
     /// right after a narrow store to one of them would wait for the store
     /// (no store-to-load forwarding).
     #[inline(always)]
-    fn count(&mut self, bytes: u32, off: u8, frac: u32, flags: u8) {
+    fn count(&mut self, pkt: &Sample, off: u8) {
+        let Sample {
+            bytes, frac, flags, ..
+        } = *pkt;
         // The later of the two times (a capture may reorder packets), as
         // one comparison.
         let later = (u64::from(off) << 32 | u64::from(frac))
@@ -229,6 +231,14 @@ impl FlowTable {
         mem::prefetch(&self.entries[(i + 1) & self.mask]);
     }
 
+    /// Whole seconds from the slice start to `secs` (clamped into a `u8`:
+    /// slices are at most a minute long).
+    #[inline(always)]
+    fn offset(&self, secs: u64) -> u8 {
+        secs.saturating_sub(self.slice_start)
+            .min(u64::from(u8::MAX)) as u8
+    }
+
     /// Counts a packet of `eni` as skipped.
     #[inline]
     pub fn skip(&mut self, eni: u16, bytes: u32) {
@@ -251,15 +261,7 @@ impl FlowTable {
         may_evict: bool,
         hint: u32,
     ) -> Insert {
-        let Sample {
-            bytes,
-            secs,
-            frac,
-            flags,
-        } = pkt;
-        let off = secs
-            .saturating_sub(self.slice_start)
-            .min(u64::from(u8::MAX)) as u8;
+        let off = self.offset(pkt.secs);
         let home = hash as usize & self.mask;
         let mut oldest = home;
         let mut oldest_last = u8::MAX;
@@ -267,7 +269,7 @@ impl FlowTable {
             let i = (home + p) & self.mask;
             let e = &mut self.entries[i];
             if !e.used {
-                *e = FlowEntry::first(*key, bytes, off, frac, flags, hint);
+                *e = FlowEntry::first(*key, &pkt, off, hint);
                 self.len += 1;
                 return Insert::Inserted;
             }
@@ -279,7 +281,7 @@ impl FlowTable {
                     break;
                 }
                 e.hint = hint;
-                e.count(bytes, off, frac, flags);
+                e.count(&pkt, off);
                 return Insert::Updated;
             }
             if e.last < oldest_last {
@@ -288,10 +290,10 @@ impl FlowTable {
             }
         }
         if !may_evict {
-            self.skip(key.eni, bytes);
+            self.skip(key.eni, pkt.bytes);
             return Insert::Skipped;
         }
-        let new = FlowEntry::first(*key, bytes, off, frac, flags, hint);
+        let new = FlowEntry::first(*key, &pkt, off, hint);
         Insert::Evicted(std::mem::replace(&mut self.entries[oldest], new))
     }
 
@@ -311,15 +313,7 @@ impl FlowTable {
         may_evict: bool,
         v: &mut impl Judge,
     ) -> (Action, Insert) {
-        let Sample {
-            bytes,
-            secs,
-            frac,
-            flags,
-        } = pkt;
-        let off = secs
-            .saturating_sub(self.slice_start)
-            .min(u64::from(u8::MAX)) as u8;
+        let off = self.offset(pkt.secs);
         let home = hash as usize & self.mask;
         // One walk: the ACCEPT flow (reused right there when it can be), its
         // REJECT twin, the first free slot, the oldest entry.
@@ -339,7 +333,7 @@ impl FlowTable {
                 } else {
                     if e.packets < u32::MAX && v.reuse(e.hint, self.slice_start + u64::from(e.last))
                     {
-                        e.count(bytes, off, frac, flags);
+                        e.count(&pkt, off);
                         return (Action::Accept, Insert::Updated);
                     }
                     acc = Some(i);
@@ -364,7 +358,7 @@ impl FlowTable {
                 let e = &mut self.entries[i];
                 if e.packets < u32::MAX {
                     e.hint = hint;
-                    e.count(bytes, off, frac, flags);
+                    e.count(&pkt, off);
                     return (action, Insert::Updated);
                 }
                 // Full counters: the exporter merges this part, the entry
@@ -372,17 +366,17 @@ impl FlowTable {
                 i
             }
             (None, Some(i)) => {
-                self.entries[i] = FlowEntry::first(k, bytes, off, frac, flags, hint);
+                self.entries[i] = FlowEntry::first(k, &pkt, off, hint);
                 self.len += 1;
                 return (action, Insert::Inserted);
             }
             (None, None) => oldest,
         };
         if !may_evict {
-            self.skip(k.eni, bytes);
+            self.skip(k.eni, pkt.bytes);
             return (action, Insert::Skipped);
         }
-        let new = FlowEntry::first(k, bytes, off, frac, flags, hint);
+        let new = FlowEntry::first(k, &pkt, off, hint);
         (
             action,
             Insert::Evicted(std::mem::replace(&mut self.entries[slot], new)),
