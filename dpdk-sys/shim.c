@@ -64,3 +64,13 @@ uint64_t fl_rte_mbuf_ol_flags(const struct rte_mbuf *m) { return m->ol_flags; }
 uint64_t fl_rte_mbuf_dynfield_u64(const struct rte_mbuf *m, int offset) {
     return *RTE_MBUF_DYNFIELD(m, offset, const uint64_t *);
 }
+
+void fl_rte_mbuf_offsets(uint64_t out[7]) {
+    out[0] = offsetof(struct rte_mbuf, buf_addr);
+    out[1] = offsetof(struct rte_mbuf, data_off);
+    out[2] = offsetof(struct rte_mbuf, port);
+    out[3] = offsetof(struct rte_mbuf, ol_flags);
+    out[4] = offsetof(struct rte_mbuf, pkt_len);
+    out[5] = offsetof(struct rte_mbuf, data_len);
+    out[6] = sizeof(struct rte_mbuf);
+}

@@ -37,5 +37,8 @@ unsigned int fl_rte_ring_dequeue_burst(struct rte_ring *r, void **objs,
 unsigned int fl_rte_ring_count(const struct rte_ring *r);
 uint64_t fl_rte_mbuf_ol_flags(const struct rte_mbuf *m);
 uint64_t fl_rte_mbuf_dynfield_u64(const struct rte_mbuf *m, int offset);
+/* Offsets of buf_addr, data_off, port, ol_flags, pkt_len, data_len and the size
+   of struct rte_mbuf, for the test of the Rust field reads. */
+void fl_rte_mbuf_offsets(uint64_t out[7]);
 
 #endif

@@ -1131,12 +1131,26 @@ impl Problems {
     }
 }
 
+/// The most ENIs one host's configuration may hold.
+pub const MAX_ENIS: usize = 65_533;
+
 /// Converts the mirrors into the typed configuration and checks it; every
 /// problem is returned. A field that does not parse gets a placeholder so
 /// that the checks that follow still run (the result is then discarded).
 fn build(raw: raw::Config) -> Result<Config, Vec<Problem>> {
     let mut p = Problems::default();
     let mut mac_ok = Vec::with_capacity(raw.enis.len());
+    // The datapath names an ENI by its index in a u16, with the top two
+    // values reserved (no ENI, not yet looked up).
+    if raw.enis.len() > MAX_ENIS {
+        p.push(
+            "enis",
+            format!(
+                "{} ENIs: one host holds at most {MAX_ENIS}; split the host's configuration",
+                raw.enis.len()
+            ),
+        );
+    }
 
     let enis = raw
         .enis
@@ -2428,6 +2442,38 @@ mod tests {
             CASES.len(),
             failures.join("\n")
         );
+    }
+
+    #[test]
+    fn a_host_with_more_enis_than_an_index_holds_is_refused() {
+        let mut v = example();
+        let e0 = v["enis"][0].clone();
+        let many = |n: usize| -> Value {
+            (0..n)
+                .map(|i| {
+                    let mut e = e0.clone();
+                    e["eni_id"] = json!(format!("eni-{i}"));
+                    e["mac"] = json!(format!("02:01:00:00:{:02x}:{:02x}", i >> 8, i & 0xff));
+                    e["port"] = Value::Null;
+                    e
+                })
+                .collect()
+        };
+        let at_enis = |r: &Result<Config, ConfigError>| match r {
+            Err(ConfigError::Invalid { problems, .. }) => problems
+                .iter()
+                .filter(|p| p.path == "enis")
+                .map(|p| p.message.clone())
+                .collect::<Vec<_>>(),
+            _ => Vec::new(),
+        };
+        v["enis"] = many(MAX_ENIS + 1);
+        assert_eq!(
+            at_enis(&parse(&v)),
+            ["65534 ENIs: one host holds at most 65533; split the host's configuration"]
+        );
+        v["enis"] = many(MAX_ENIS);
+        assert!(at_enis(&parse(&v)).is_empty());
     }
 
     #[test]

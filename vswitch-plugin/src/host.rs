@@ -81,6 +81,7 @@ use crate::replay::TABLES_PER_WORKER;
 use crate::wire::{self, LinkType, PacketMeta, ParseError};
 use crate::worker::{Handoff, Seen, Tripwire, Worker, WorkerCounters, NO_ENI};
 use crossbeam::queue::ArrayQueue;
+use crossbeam::utils::CachePadded;
 use exporter::config::Config;
 use exporter::merge::{FlowLogStats, Plan};
 use exporter::record::Action;
@@ -258,12 +259,14 @@ struct Shared<'a, 'p> {
     first_ns: AtomicU64,
     /// Per worker: its clock (ns), stored after the packets it handed off
     /// up to that time were pushed.
-    pub_ns: Vec<AtomicU64>,
+    pub_ns: Vec<CachePadded<AtomicU64>>,
     /// CLOCK_UNKNOWN, CLOCK_PACKETS or CLOCK_WALL.
     mode: AtomicU8,
     started: Instant,
-    /// Nanoseconds after `started` of the last RX burst on any worker.
-    last_rx: AtomicU64,
+    /// Per worker: nanoseconds after `started` of its last RX burst (each
+    /// stores its own, on its own cache line; `--stop-when-idle` reads the
+    /// latest).
+    last_rx: Vec<CachePadded<AtomicU64>>,
     /// Set once a stop was asked (signal or idle); every worker then stops
     /// polling its RX queues.
     halt: AtomicBool,
@@ -333,6 +336,10 @@ struct WorkerRun {
     last_rx: Option<Instant>,
 }
 
+/// In `Scratch::to_eni`: a packet that was not parsed, whose destination
+/// MAC forwarding looks up itself.
+const LOOK_UP: u16 = NO_ENI - 1;
+
 /// The worker's scratch space for one burst.
 struct Scratch {
     /// The ENI lookups and ports of the configuration generation in force
@@ -344,6 +351,9 @@ struct Scratch {
     out: Vec<Burst>,
     seen: [Seen; BURST_SIZE],
     seen_of: [usize; BURST_SIZE],
+    /// Per packet: the ENI its destination MAC names (from the
+    /// attribution), [`NO_ENI`], or [`LOOK_UP`] where it was not parsed.
+    to_eni: [u16; BURST_SIZE],
     verdicts: [Action; BURST_SIZE],
     ns: [u64; BURST_SIZE],
     kept_ns: [u64; BURST_SIZE],
@@ -527,10 +537,14 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         ts,
         clock: &clock,
         first_ns: AtomicU64::new(u64::MAX),
-        pub_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        pub_ns: (0..n)
+            .map(|_| CachePadded::new(AtomicU64::new(0)))
+            .collect(),
         mode: AtomicU8::new(CLOCK_UNKNOWN),
         started,
-        last_rx: AtomicU64::new(0),
+        last_rx: (0..n)
+            .map(|_| CachePadded::new(AtomicU64::new(0)))
+            .collect(),
         halt: AtomicBool::new(false),
         rx_stopped: AtomicUsize::new(0),
     };
@@ -864,6 +878,7 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>) -> WorkerRun 
         out: (0..nports).map(|_| Burst::new()).collect(),
         seen: [Seen::default(); BURST_SIZE],
         seen_of: [usize::MAX; BURST_SIZE],
+        to_eni: [LOOK_UP; BURST_SIZE],
         verdicts: [Action::Accept; BURST_SIZE],
         ns: [0; BURST_SIZE],
         kept_ns: [0; BURST_SIZE],
@@ -919,15 +934,17 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>) -> WorkerRun 
                 r.sum.received += n as u64;
                 sh.received.fetch_add(n as u64, Ordering::Relaxed);
                 r.per_port[pi].0 += n as u64;
-                // The packets' times, on this worker's monotone clock.
-                let wall = wall_ns();
+                // The packets' times, on this worker's monotone clock (the
+                // wall clock read once, and only for packets without an RX
+                // timestamp).
+                let mut wall = None;
                 for i in 0..n {
                     let t = match sh.ts.as_ref().and_then(|t| x.rx.rx_timestamp(i, t)) {
                         Some(us) => {
                             r.sum.packet_clock = true;
                             us * 1000
                         }
-                        None => wall,
+                        None => *wall.get_or_insert_with(wall_ns),
                     };
                     if !started_clock {
                         started_clock = true;
@@ -949,7 +966,8 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>) -> WorkerRun 
                 let now = Instant::now();
                 r.first_rx.get_or_insert(now);
                 r.last_rx = Some(now);
-                sh.last_rx.fetch_max(sh.since_start_ns(), Ordering::Relaxed);
+                let since = now.saturating_duration_since(sh.started).as_nanos() as u64;
+                sh.last_rx[w].store(since, Ordering::Relaxed);
             }
         }
         // Packets other workers handed to this one.
@@ -1005,7 +1023,12 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>) -> WorkerRun 
             }
             if !halted {
                 if let Some(d) = sh.opts.stop_when_idle {
-                    let last = sh.last_rx.load(Ordering::Relaxed);
+                    let last = sh
+                        .last_rx
+                        .iter()
+                        .map(|l| l.load(Ordering::Relaxed))
+                        .max()
+                        .unwrap_or(0);
                     if sh.since_start_ns().saturating_sub(last) >= d.as_nanos() as u64 {
                         sh.halt.store(true, Ordering::Release);
                     }
@@ -1114,27 +1137,30 @@ fn handle(
     for i in 0..n {
         let ns = x.kept_ns[i];
         x.seen_of[i] = usize::MAX;
+        x.to_eni[i] = LOOK_UP;
+        // Parsed in place, into the next free `Seen` (no copy of the
+        // metadata): it becomes the burst's k-th observation if attributed.
+        let s = &mut x.seen[k];
         match wire::parse(
             LinkType::Ethernet,
             x.rx.data(i),
             x.rx.pkt_len(i),
-            &mut x.meta,
+            &mut s.meta,
         ) {
             Err(ParseError::NotIp) => sum.not_ip += 1,
             Err(ParseError::Malformed(_)) => sum.malformed += 1,
             Ok(()) => {
-                let (out_eni, in_eni) = x.attr.attribute(true, &x.meta);
+                let (out_eni, in_eni) = x.attr.attribute(true, &s.meta);
+                // The ENI of the destination MAC, as forwarding needs it.
+                x.to_eni[i] = in_eni;
                 if out_eni == NO_ENI && in_eni == NO_ENI {
                     sum.unmatched += 1;
                 } else {
-                    x.seen[k] = Seen {
-                        meta: x.meta,
-                        secs: ns / 1_000_000_000,
-                        ns,
-                        out_eni,
-                        in_eni,
-                        host_verdict: None,
-                    };
+                    s.secs = ns / 1_000_000_000;
+                    s.ns = ns;
+                    s.out_eni = out_eni;
+                    s.in_eni = in_eni;
+                    s.host_verdict = None;
                     x.seen_of[i] = k;
                     k += 1;
                 }
@@ -1144,13 +1170,15 @@ fn handle(
     // The worker moves its clock packet by packet; it is given the packets
     // one slice at a time, paced (see `Shared::pace`).
     let mut from = 0;
+    let slice = sh.slice.max(1);
     while from < k {
-        let slice_of = |s: &Seen| s.secs - s.secs % sh.slice.max(1);
-        let first = slice_of(&x.seen[from]);
+        let first = x.seen[from].secs - x.seen[from].secs % slice;
+        // In the slice [first, first + slice): compares, not a division per
+        // packet.
         let to = from
             + x.seen[from..k]
                 .iter()
-                .position(|s| slice_of(s) != first)
+                .position(|s| s.secs < first || s.secs - first >= slice)
                 .unwrap_or(k - from);
         sh.pace(w, &mut r.slice, x.seen[to - 1].secs);
         // On the packets' clock the exporter's write-back is waited for,
@@ -1163,7 +1191,7 @@ fn handle(
     let verdicts = &x.verdicts;
     // Forward by destination MAC, in order; drop what the policy rejected.
     let (mut acc, mut rej, mut fwd, mut failed) = (0u64, 0u64, 0u64, 0u64);
-    let seen_of = &x.seen_of;
+    let (seen_of, to_eni) = (&x.seen_of, &x.to_eni);
     let (attr, eni_port) = (&x.attr, &x.eni_port);
     let per_port = &mut r.per_port;
     x.rx.route(
@@ -1176,14 +1204,17 @@ fn handle(
                 }
                 acc += 1;
             }
-            let dst = if d.len() >= 6 && d[0] & 1 == 0 {
-                let mac: [u8; 6] = d[..6].try_into().expect("6 bytes");
-                attr.eni_of_mac(&mac).map_or(u16::MAX, |e| {
-                    eni_port.get(usize::from(e)).copied().unwrap_or(u16::MAX)
-                })
-            } else {
-                u16::MAX
+            // A parsed packet's destination ENI is known from its
+            // attribution (the same lookup); others are looked up here.
+            let e = match to_eni[i] {
+                LOOK_UP if d.len() >= 6 && d[0] & 1 == 0 => {
+                    let mac: [u8; 6] = d[..6].try_into().expect("6 bytes");
+                    attr.eni_of_mac(&mac).unwrap_or(NO_ENI)
+                }
+                LOOK_UP => NO_ENI,
+                e => e,
             };
+            let dst = eni_port.get(usize::from(e)).copied().unwrap_or(u16::MAX);
             Some(usize::from(if dst == u16::MAX { sh.uplink } else { dst }))
         },
         |d, ob| {

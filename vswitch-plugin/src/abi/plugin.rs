@@ -18,7 +18,7 @@ use crate::export::{run_store_exporter, Clock, Delivered};
 use crate::flow::FlowTable;
 use crate::policy::{CompiledPolicy, Policy, PolicyCounters};
 use crate::replay::TABLES_PER_WORKER;
-use crate::wire::{self, LinkType, PacketMeta, ParseError};
+use crate::wire::{self, LinkType, ParseError};
 use crate::worker::{Handoff, Seen, Worker, WorkerCounters, NO_ENI, WORKER_BURST};
 use crossbeam::utils::CachePadded;
 use exporter::config::Config;
@@ -155,7 +155,6 @@ struct Slot {
     seen: [Seen; WORKER_BURST],
     /// Per packet of the burst: its index in `seen`, or [`NOT_SEEN`].
     seen_of: [u8; WORKER_BURST],
-    meta: PacketMeta,
     /// The worker's clock, Unix ns: the latest packet (or tick) time.
     now_ns: u64,
     /// Whether the clock has started.
@@ -239,7 +238,6 @@ impl Plugin {
                 worker: Some(Worker::new(active, h.clone(), slice, enis, policy)),
                 seen: [Seen::default(); WORKER_BURST],
                 seen_of: [NOT_SEEN; WORKER_BURST],
-                meta: PacketMeta::default(),
                 now_ns: 0,
                 started: false,
                 counters: Counters::default(),
@@ -339,7 +337,6 @@ impl Plugin {
             worker,
             seen,
             seen_of,
-            meta,
             now_ns: clock_ns,
             started,
             counters: c,
@@ -360,12 +357,14 @@ impl Plugin {
             }
             *slot = NOT_SEEN;
             let (data, len) = frame(i);
-            match wire::parse(LinkType::Ethernet, data, len, meta) {
+            // Parsed in place into the next free `Seen` (as `host` does).
+            let s = &mut seen[k];
+            match wire::parse(LinkType::Ethernet, data, len, &mut s.meta) {
                 Err(ParseError::NotIp) => c.not_ip += 1,
                 Err(ParseError::Malformed(_)) => c.malformed += 1,
                 Ok(()) => {
                     let (out_eni, in_eni) = if p.eni == FLOWLOG_ENI_BY_MAC {
-                        self.attribution.attribute(true, meta)
+                        self.attribution.attribute(true, &s.meta)
                     } else if p.direction == FLOWLOG_DIR_OUT {
                         (p.eni, NO_ENI)
                     } else {
@@ -381,14 +380,11 @@ impl Plugin {
                         _ => None,
                     };
                     c.host_verdicts += u64::from(host_verdict.is_some());
-                    seen[k] = Seen {
-                        meta: *meta,
-                        secs,
-                        ns: *clock_ns,
-                        out_eni,
-                        in_eni,
-                        host_verdict,
-                    };
+                    s.secs = secs;
+                    s.ns = *clock_ns;
+                    s.out_eni = out_eni;
+                    s.in_eni = in_eni;
+                    s.host_verdict = host_verdict;
                     *slot = k as u8;
                     k += 1;
                 }

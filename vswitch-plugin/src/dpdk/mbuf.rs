@@ -307,3 +307,31 @@ impl Drop for Burst {
         self.clear();
     }
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use std::mem::offset_of;
+
+    /// The per-packet field reads are Rust (`dpdk_sys::rte_pktmbuf_mtod`
+    /// and the others): bindgen's layout must be the C compiler's.
+    #[test]
+    fn the_mbuf_fields_read_in_rust_sit_where_the_c_compiler_puts_them() {
+        let mut c = [0u64; 7];
+        // SAFETY: the shim writes exactly 7 values into the array.
+        unsafe { dpdk_sys::fl_rte_mbuf_offsets(c.as_mut_ptr()) };
+        let rust = [
+            offset_of!(dpdk_sys::rte_mbuf, buf_addr),
+            offset_of!(dpdk_sys::rte_mbuf, data_off),
+            offset_of!(dpdk_sys::rte_mbuf, port),
+            offset_of!(dpdk_sys::rte_mbuf, ol_flags),
+            offset_of!(dpdk_sys::rte_mbuf, pkt_len),
+            offset_of!(dpdk_sys::rte_mbuf, data_len),
+            std::mem::size_of::<dpdk_sys::rte_mbuf>(),
+        ]
+        .map(|o| o as u64);
+        assert_eq!(
+            rust, c,
+            "buf_addr, data_off, port, ol_flags, pkt_len, data_len, size"
+        );
+    }
+}

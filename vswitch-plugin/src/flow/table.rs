@@ -223,12 +223,22 @@ impl FlowTable {
         self.slice_start = slice_start;
     }
 
-    /// Brings the home slot of `hash` into the cache.
+    /// Brings the home slot of `hash` into the cache, and the slot after it
+    /// once the table is more than a quarter full. Linear probing leaves a
+    /// flow past its home slot about a seventh of the time at a quarter
+    /// load and a third at half; below a quarter, the second line costs a
+    /// fill buffer on every packet (the misses a core can have in flight
+    /// are what a lookup is bound by) to save a miss on a few: `flowlogd
+    /// run` at 7% load forwards 1.5-3% more without it; at half load (the
+    /// 1M-flow datapath bench) it took that bench from 12.5 to 16.1 Mpps
+    /// (docs/BENCHMARKS.md).
     #[inline(always)]
     pub fn prefetch(&self, hash: u64) {
         let i = hash as usize & self.mask;
         mem::prefetch(&self.entries[i]);
-        mem::prefetch(&self.entries[(i + 1) & self.mask]);
+        if self.len > self.mask / 4 {
+            mem::prefetch(&self.entries[(i + 1) & self.mask]);
+        }
     }
 
     /// Whole seconds from the slice start to `secs` (clamped into a `u8`:

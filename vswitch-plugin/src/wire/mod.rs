@@ -140,7 +140,9 @@ impl From<Malformed> for ParseError {
 
 /// Parses one frame. `frame` is the captured bytes; `wire_len` is the frame's
 /// original length on the wire (pcap `orig_len`; for DPDK the packet length).
-/// On success `out` is fully overwritten.
+/// On success `out` is fully overwritten; on an error it holds no meaning
+/// (it is written in place, field by field: a copy of a whole `PacketMeta`
+/// just built from narrow stores stalls the load that reads it back).
 ///
 /// Where RECORDS.md is silent, this parser decides:
 /// - `wire_len` below the captured length (an inconsistent pcap record) is
@@ -169,8 +171,9 @@ pub fn parse(
     wire_len: u32,
     out: &mut PacketMeta,
 ) -> Result<(), ParseError> {
-    let mut meta = PacketMeta::default();
-    let l2 = link::strip(link, frame, &mut meta)?;
+    *out = PacketMeta::default();
+    let meta = out;
+    let l2 = link::strip(link, frame, meta)?;
     let ip = frame.get(l2.header_len..).unwrap_or_default();
 
     // What the wire carried from the IP header on. `header_len` is at most
@@ -192,15 +195,10 @@ pub fn parse(
         }
     };
     match (l2.net, version) {
-        (link::NetProto::Ipv4 | link::NetProto::Either, 4) => {
-            ipv4::parse(ip, wire_ip_len, &mut meta)?
-        }
-        (link::NetProto::Ipv6 | link::NetProto::Either, 6) => {
-            ipv6::parse(ip, wire_ip_len, &mut meta)?
-        }
+        (link::NetProto::Ipv4 | link::NetProto::Either, 4) => ipv4::parse(ip, wire_ip_len, meta)?,
+        (link::NetProto::Ipv6 | link::NetProto::Either, 6) => ipv6::parse(ip, wire_ip_len, meta)?,
         _ => return Err(Malformed::Version.into()),
     }
-    *out = meta;
     Ok(())
 }
 
