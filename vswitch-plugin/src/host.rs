@@ -336,6 +336,9 @@ struct WorkerRun {
     last_rx: Option<Instant>,
 }
 
+/// How many packets ahead of the one it parses a worker prefetches.
+const PARSE_AHEAD: usize = 4;
+
 /// In `Scratch::to_eni`: a packet that was not parsed, whose destination
 /// MAC forwarding looks up itself.
 const LOOK_UP: u16 = NO_ENI - 1;
@@ -1135,6 +1138,9 @@ fn handle(
     let n = x.rx.len();
     let mut k = 0;
     for i in 0..n {
+        // The driver wrote the burst's packets before the first is parsed:
+        // the early ones have left L1 by now.
+        x.rx.prefetch(i + PARSE_AHEAD);
         let ns = x.kept_ns[i];
         x.seen_of[i] = usize::MAX;
         x.to_eni[i] = LOOK_UP;
