@@ -21,10 +21,6 @@ uint16_t fl_rte_eth_tx_burst(uint16_t port_id, uint16_t queue_id,
     return rte_eth_tx_burst(port_id, queue_id, tx_pkts, nb_pkts);
 }
 
-void *fl_rte_pktmbuf_mtod(struct rte_mbuf *m) { return rte_pktmbuf_mtod(m, void *); }
-uint16_t fl_rte_pktmbuf_data_len(const struct rte_mbuf *m) { return rte_pktmbuf_data_len(m); }
-uint32_t fl_rte_pktmbuf_pkt_len(const struct rte_mbuf *m) { return rte_pktmbuf_pkt_len(m); }
-uint16_t fl_rte_pktmbuf_port(const struct rte_mbuf *m) { return m->port; }
 void fl_rte_pktmbuf_set_port(struct rte_mbuf *m, uint16_t port) { m->port = port; }
 uint32_t fl_rte_pktmbuf_rss_hash(const struct rte_mbuf *m) { return m->hash.rss; }
 struct rte_mbuf *fl_rte_pktmbuf_alloc(struct rte_mempool *mp) { return rte_pktmbuf_alloc(mp); }
@@ -59,11 +55,7 @@ unsigned int fl_rte_ring_dequeue_burst(struct rte_ring *r, void **objs,
 
 unsigned int fl_rte_ring_count(const struct rte_ring *r) { return rte_ring_count(r); }
 
-uint64_t fl_rte_mbuf_ol_flags(const struct rte_mbuf *m) { return m->ol_flags; }
 
-uint64_t fl_rte_mbuf_dynfield_u64(const struct rte_mbuf *m, int offset) {
-    return *RTE_MBUF_DYNFIELD(m, offset, const uint64_t *);
-}
 
 void fl_rte_mbuf_offsets(uint64_t out[7]) {
     out[0] = offsetof(struct rte_mbuf, buf_addr);
