@@ -35,7 +35,9 @@
 //!   worker q). The worker that receives a packet parses it; if it is
 //!   attributed to an ENI and belongs to another worker, the mbuf goes to
 //!   that worker over a bounded SPSC ring per (from, to) pair (with the
-//!   receiver's packet time); a full ring drops the packet and counts it
+//!   receiver's packet time; `rtrb`, written and read a burst at a time:
+//!   one release store per burst instead of an atomic per packet); a full
+//!   ring drops the packet and counts it
 //!   (`handoff_dropped`) — it never blocks. Each worker drains its incoming
 //!   rings as well as its RX queues, in full bursts: the room that the
 //!   packets it handed off left in an RX burst is filled from its rings
@@ -84,7 +86,6 @@ use crate::policy::{CompiledPolicy, Policy, PolicyCounters};
 use crate::replay::TABLES_PER_WORKER;
 use crate::wire::{self, LinkType, PacketMeta, ParseError};
 use crate::worker::{Handoff, Seen, Tripwire, Worker, WorkerCounters, NO_ENI};
-use crossbeam::queue::ArrayQueue;
 use crossbeam::utils::CachePadded;
 use exporter::config::Config;
 use exporter::merge::{FlowLogStats, Plan};
@@ -237,9 +238,6 @@ struct Shared<'a, 'p> {
     /// Connections belong to `symmetric_hash % n` (the handoff path), not to
     /// whoever received them (the RSS path).
     by_hash: bool,
-    /// `rings[from * n + to]`: packets (and their time, ns) handed from
-    /// worker `from` to worker `to`; one producer, one consumer.
-    rings: Vec<Option<ArrayQueue<(Packet, u64)>>>,
     /// Per worker: what it shares with the exporter.
     handoffs: &'a [Arc<Handoff>],
     /// Slice length, seconds.
@@ -279,10 +277,6 @@ struct Shared<'a, 'p> {
 }
 
 impl Shared<'_, '_> {
-    fn ring(&self, from: usize, to: usize) -> Option<&ArrayQueue<(Packet, u64)>> {
-        self.rings[from * self.n + to].as_ref()
-    }
-
     /// Sends `ob` on port `d` from worker `w`; returns the packets sent (the
     /// rest stay in `ob`).
     fn send(&self, w: usize, d: usize, ob: &mut Burst) -> usize {
@@ -349,6 +343,8 @@ const LOOK_UP: u16 = NO_ENI - 1;
 
 /// The worker's scratch space for one burst.
 struct Scratch {
+    /// This worker's ends of the handoff rings.
+    rings: Rings,
     /// The ENI lookups and ports of the configuration generation in force
     /// on this worker.
     attr: Arc<Attribution>,
@@ -366,6 +362,52 @@ struct Scratch {
     kept_ns: [u64; BURST_SIZE],
     owner: [usize; BURST_SIZE],
     meta: PacketMeta,
+}
+
+/// A handed-off packet and its time (ns) on the worker that received it.
+type Handed = (Packet, u64);
+
+/// One worker's ends of the handoff rings: one single-producer,
+/// single-consumer ring per (from, to) pair of workers, written and read a
+/// burst at a time (one release store per burst, not an atomic per packet).
+struct Rings {
+    /// `out[to]`: packets for worker `to` (none to itself, none without the
+    /// handoff).
+    out: Vec<Option<rtrb::Producer<Handed>>>,
+    /// `inc[from]`: packets from worker `from`.
+    inc: Vec<Option<rtrb::Consumer<Handed>>>,
+    /// `staged[to]`: this RX burst's packets for worker `to`, pushed as one
+    /// chunk (capacity [`BURST_SIZE`], reserved up front).
+    staged: Vec<Vec<Handed>>,
+}
+
+impl Rings {
+    /// The rings of `n` workers, each `cap` packets (none when `cap` is 0:
+    /// no handoff).
+    fn for_workers(n: usize, cap: usize) -> Vec<Rings> {
+        let mut all: Vec<Rings> = (0..n)
+            .map(|_| Rings {
+                out: (0..n).map(|_| None).collect(),
+                inc: (0..n).map(|_| None).collect(),
+                staged: (0..n).map(|_| Vec::with_capacity(BURST_SIZE)).collect(),
+            })
+            .collect();
+        if cap > 0 {
+            for from in 0..n {
+                for to in (0..n).filter(|&t| t != from) {
+                    let (p, c) = rtrb::RingBuffer::new(cap);
+                    all[from].out[to] = Some(p);
+                    all[to].inc[from] = Some(c);
+                }
+            }
+        }
+        all
+    }
+
+    /// Packets waiting in this worker's incoming rings.
+    fn waiting(&self) -> usize {
+        self.inc.iter().flatten().map(|c| c.slots()).sum()
+    }
 }
 
 /// Runs the host until stopped.
@@ -492,9 +534,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         }
     }
     let ring_cap = (pool_size as usize).min(HANDOFF_RING_MAX);
-    let rings = (0..n * n)
-        .map(|k| (by_hash && k / n != k % n).then(|| ArrayQueue::new(ring_cap)))
-        .collect();
+    let mut rings = Rings::for_workers(n, if by_hash { ring_cap } else { 0 }).into_iter();
     let tx_locks = txq
         .iter()
         .map(|&q| (0..q).map(|_| Mutex::new(())).collect())
@@ -529,7 +569,6 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         txq,
         tx_locks,
         by_hash,
-        rings,
         handoffs: &handoffs,
         slice,
         attribution: &attribution,
@@ -602,6 +641,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
                 .get(w)
                 .map(|&id| core_affinity::CoreId { id });
             let (shared, handoffs) = (&shared, &handoffs);
+            let rings = rings.next().expect("one set of rings per worker");
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("flowlog-worker-{w}"))
@@ -621,7 +661,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
                                 tracing::warn!("worker {w}: {e}; mbufs go through the pool's ring")
                             })
                             .ok();
-                        let r = work(shared, w, worker);
+                        let r = work(shared, w, worker, rings);
                         shared.finished.fetch_add(1, Ordering::AcqRel);
                         r
                     })
@@ -755,21 +795,14 @@ fn register_telemetry(l: &Arc<Live>) {
 }
 
 /// What a worker publishes for `stats`.
-fn publish_worker(
-    sh: &Shared<'_, '_>,
-    l: &Live,
-    w: usize,
-    worker: &Worker<Policy>,
-    sum: &RunSummary,
-) {
+fn publish_worker(l: &Live, w: usize, worker: &Worker<Policy>, rings: &Rings, sum: &RunSummary) {
     let v = WorkerView {
-        ring_depth: (0..sh.n)
-            .filter_map(|from| sh.ring(from, w))
-            .map(|q| q.len() as u64)
-            .sum(),
-        ring_capacity: (0..sh.n)
-            .filter_map(|from| sh.ring(from, w))
-            .map(|q| q.capacity() as u64)
+        ring_depth: rings.waiting() as u64,
+        ring_capacity: rings
+            .inc
+            .iter()
+            .flatten()
+            .map(|c| c.buffer().capacity() as u64)
             .sum(),
         packets_out: sum.forwarded,
         malformed: sum.malformed,
@@ -867,7 +900,7 @@ impl Placement {
     }
 }
 
-fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>) -> WorkerRun {
+fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>, rings: Rings) -> WorkerRun {
     let nports = sh.ports.len();
     let mut r = WorkerRun {
         sum: RunSummary::default(),
@@ -878,6 +911,7 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>) -> WorkerRun 
         last_rx: None,
     };
     let mut x = Scratch {
+        rings,
         attr: sh.attribution.clone(),
         eni_port: sh.eni_port.clone(),
         gen: 0,
@@ -919,7 +953,7 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>) -> WorkerRun 
             }
             turns += 1;
             if turns & 0x3FF == 0 {
-                publish_worker(sh, l, w, &worker, &r.sum);
+                publish_worker(l, w, &worker, &x.rings, &r.sum);
             }
         }
         if !halted && (sh.opts.stop.load(Ordering::Relaxed) || sh.halt.load(Ordering::Acquire)) {
@@ -967,7 +1001,7 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>) -> WorkerRun 
                     // The burst's room left by the packets handed off is
                     // filled with packets handed to this worker: one full
                     // burst through the worker, not two partial ones.
-                    take_handed(sh, w, &mut x, &mut r.now_ns, &mut started_clock, &mut rr);
+                    take_handed(sh, &mut x, &mut r.now_ns, &mut started_clock, &mut rr);
                 } else {
                     x.kept_ns[..n].copy_from_slice(&x.ns[..n]);
                 }
@@ -989,7 +1023,7 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>) -> WorkerRun 
         let mut handed = 0;
         if sh.by_hash {
             for _ in 0..sh.n {
-                let k = take_handed(sh, w, &mut x, &mut r.now_ns, &mut started_clock, &mut rr);
+                let k = take_handed(sh, &mut x, &mut r.now_ns, &mut started_clock, &mut rr);
                 if k == 0 {
                     break;
                 }
@@ -1014,7 +1048,7 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>) -> WorkerRun 
                 if mode == CLOCK_WALL {
                     t = t.max(wall_ns());
                 }
-                let empty = (0..sh.n).all(|from| sh.ring(from, w).is_none_or(|q| q.is_empty()));
+                let empty = x.rings.inc.iter().flatten().all(|c| c.is_empty());
                 if empty && t > r.now_ns {
                     r.now_ns = t;
                     sh.pace(w, &mut r.slice, t / 1_000_000_000);
@@ -1041,7 +1075,7 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>) -> WorkerRun 
         .last
         .fetch_max(r.now_ns / 1_000_000_000, Ordering::AcqRel);
     if let Some(l) = sh.live {
-        publish_worker(sh, l, w, &worker, &r.sum);
+        publish_worker(l, w, &worker, &x.rings, &r.sum);
     }
     let (wc, p) = worker.finish();
     r.sum.worker = wc;
@@ -1097,7 +1131,7 @@ fn hand_off(sh: &Shared<'_, '_>, w: usize, x: &mut Scratch, sum: &mut RunSummary
     let (owner, ns, kept_ns) = (&x.owner, &x.ns, &mut x.kept_ns);
     let cur = Cell::new((0usize, 0u64));
     let mut kept = 0;
-    let (mut handed, mut dropped) = (0u64, 0u64);
+    let staged = &mut x.rings.staged;
     x.rx.extract(
         |i| {
             if owner[i] == w {
@@ -1111,24 +1145,36 @@ fn hand_off(sh: &Shared<'_, '_>, w: usize, x: &mut Scratch, sum: &mut RunSummary
         },
         |p| {
             let (to, t) = cur.get();
-            match sh.ring(w, to).map(|q| q.push((p, t))) {
-                Some(Ok(())) => handed += 1,
-                // A full ring: the packet is freed (dropped).
-                _ => dropped += 1,
-            }
+            // At most BURST_SIZE per burst: within the reserved capacity.
+            staged[to].push((p, t));
         },
     );
+    // One chunk per ring; what a full ring has no room for is freed
+    // (dropped).
+    let (mut handed, mut dropped) = (0u64, 0u64);
+    for (st, out) in x.rings.staged.iter_mut().zip(&mut x.rings.out) {
+        if st.is_empty() {
+            continue;
+        }
+        if let Some(p) = out {
+            let k = st.len().min(p.slots());
+            if let Ok(chunk) = p.write_chunk_uninit(k) {
+                handed += chunk.fill_from_iter(st.drain(..k)) as u64;
+            }
+        }
+        dropped += st.len() as u64;
+        st.clear();
+    }
     sum.handed_off += handed;
     sum.handoff_dropped += dropped;
 }
 
 /// Fills `x.rx` up to [`BURST_SIZE`] with packets other workers handed to
-/// worker `w` (their times, on its monotone clock, in `x.kept_ns` after
+/// this worker (their times, on its monotone clock, in `x.kept_ns` after
 /// those of the packets already there), taking from the rings in turn from
 /// `*rr`. Returns how many it took.
 fn take_handed(
     sh: &Shared<'_, '_>,
-    w: usize,
     x: &mut Scratch,
     now_ns: &mut u64,
     started_clock: &mut bool,
@@ -1137,11 +1183,14 @@ fn take_handed(
     let mut took = 0;
     for j in 0..sh.n {
         let from = (*rr + j) % sh.n;
-        let Some(ring) = sh.ring(from, w) else {
+        let Some(ring) = x.rings.inc[from].as_mut() else {
             continue;
         };
-        while x.rx.len() < BURST_SIZE {
-            let Some((p, ns)) = ring.pop() else { break };
+        let k = (BURST_SIZE - x.rx.len()).min(ring.slots());
+        let Ok(chunk) = ring.read_chunk(k) else {
+            continue;
+        };
+        for (p, ns) in chunk {
             if !*started_clock {
                 *started_clock = true;
                 start_clock(sh, now_ns, ns, false);
