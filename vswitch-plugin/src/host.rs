@@ -250,8 +250,9 @@ struct Shared<'a, 'p> {
     gen_now: AtomicU32,
     /// Per worker: the generation it has in force.
     gen_seen: Vec<AtomicU32>,
-    /// Packets received on all ports so far.
-    received: AtomicU64,
+    /// Per worker: packets it received on all ports so far (each stores
+    /// its own total on its own cache line; readers sum them).
+    received: Vec<CachePadded<AtomicU64>>,
     /// Workers that finished.
     finished: AtomicUsize,
     uplink: u16,
@@ -316,6 +317,14 @@ impl Shared<'_, '_> {
             Some(_) => {}
             None => *cur = Some(slice),
         }
+    }
+
+    /// Packets received on all ports so far, over the workers.
+    fn received_so_far(&self) -> u64 {
+        self.received
+            .iter()
+            .map(|r| r.load(Ordering::Relaxed))
+            .sum()
     }
 
     fn since_start_ns(&self) -> u64 {
@@ -577,7 +586,9 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         live,
         gen_now: AtomicU32::new(0),
         gen_seen: (0..n).map(|_| AtomicU32::new(0)).collect(),
-        received: AtomicU64::new(0),
+        received: (0..n)
+            .map(|_| CachePadded::new(AtomicU64::new(0)))
+            .collect(),
         finished: AtomicUsize::new(0),
         uplink,
         ts,
@@ -835,7 +846,7 @@ fn coordinate(sh: &Shared<'_, '_>, l: &Live) {
             } else {
                 wall_ns()
             });
-        let received = sh.received.load(Ordering::Relaxed);
+        let received = sh.received_so_far();
         if l.has_pending() {
             if let Some((g, gen)) = l.take_pending(now_ns / 1_000_000_000) {
                 sh.gen_now.store(g, Ordering::Release);
@@ -848,7 +859,7 @@ fn coordinate(sh: &Shared<'_, '_>, l: &Live) {
                 {
                     std::thread::sleep(Duration::from_micros(100));
                 }
-                l.applied(g, gen.from, sh.received.load(Ordering::Relaxed));
+                l.applied(g, gen.from, sh.received_so_far());
             }
         }
         let ws = l.workers.lock().clone();
@@ -975,7 +986,7 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>, rings: Rings)
                 }
                 got += n;
                 r.sum.received += n as u64;
-                sh.received.fetch_add(n as u64, Ordering::Relaxed);
+                sh.received[w].store(r.sum.received, Ordering::Relaxed);
                 r.per_port[pi].0 += n as u64;
                 // The packets' times, on this worker's monotone clock (the
                 // wall clock read once, and only for packets without an RX
@@ -1115,6 +1126,7 @@ fn start_clock(sh: &Shared<'_, '_>, now_ns: &mut u64, t: u64, packet_clock: bool
 fn hand_off(sh: &Shared<'_, '_>, w: usize, x: &mut Scratch, sum: &mut RunSummary) {
     let n = x.rx.len();
     for i in 0..n {
+        x.rx.prefetch(i + PARSE_AHEAD);
         x.owner[i] = w;
         if let Ok(()) = wire::parse(
             LinkType::Ethernet,
@@ -1200,6 +1212,9 @@ fn take_handed(
             if x.rx.push(p).is_err() {
                 unreachable!("below BURST_SIZE packets");
             }
+            // The sender's core wrote this mbuf last: its header is fetched
+            // now, so that the data prefetch in `handle` does not wait on it.
+            x.rx.prefetch_header(x.rx.len() - 1);
             took += 1;
         }
         if x.rx.len() == BURST_SIZE {

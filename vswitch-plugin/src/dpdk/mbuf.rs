@@ -143,6 +143,18 @@ impl Burst {
         }
     }
 
+    /// Prefetches the mbuf header of packet `i` (its first cache line, which
+    /// [`Burst::prefetch`] and [`Burst::data`] read), without reading it:
+    /// for packets another core touched last, such as handed-off ones. No-op
+    /// if out of range.
+    #[inline]
+    pub fn prefetch_header(&self, i: usize) {
+        if i < self.len {
+            // SAFETY: `i < len`: an mbuf we own; prefetch never faults anyway.
+            unsafe { dpdk_sys::rte_prefetch0(self.ptrs[i] as *const std::ffi::c_void) }
+        }
+    }
+
     /// Moves packet `i` to the end of `to` (if it has room; returns false and
     /// keeps the packet otherwise). The order of the remaining packets changes.
     pub fn move_to(&mut self, i: usize, to: &mut Burst) -> bool {
