@@ -7,6 +7,7 @@
 #   scripts/bench.sh policy          # security groups: established traffic and a scan, 0-1000 rules
 #   scripts/bench.sh replay          # replay end to end vs softflowd, nfpcapd, pmacctd, argus, cat
 #   scripts/bench.sh run             # flowlogd run forwarding vs dpdk-testpmd on the same vdevs
+#   scripts/bench.sh scale           # the same, 1 to 12 workers (NS), where the machine has the cores
 #   scripts/bench.sh sinks           # records/s of one 1M-record window into each sink, one thread
 #   scripts/bench.sh query           # flowlogctl top-talkers scan rate over 10M records
 #
@@ -29,6 +30,27 @@ mkdir -p "$work"
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(lscpu | sed -n 's/^Model name: *//p')"
 cargo build --release --quiet -p vswitch-plugin --bin flowlogd
+
+# The run benchmarks' configurations: the example's ENIs without ports (all
+# via the uplink), security groups padded to 100 rules per ENI; flow logs on
+# (run-on.json), or all off (run-off.json).
+run_configs() {
+  python3 - "$work" <<'PY'
+import json, sys
+c = json.load(open("config/example.json"))
+for e in c["enis"]:
+    e["port"] = None
+for g in c["security_groups"]:
+    for i in range(100 - len(g["rules"])):
+        g["rules"].append({"direction": "ingress", "policy": "accept" if i % 2 else "drop",
+                           "priority": 1 + i % 100, "ip_protocol": ["tcp", "udp"][i % 2],
+                           "port_range": f"{2000 + i * 7}/{2003 + i * 7}", "cidr": f"10.200.{i}.0/24"})
+json.dump(c, open(sys.argv[1] + "/run-on.json", "w"))
+for f in c["flow_logs"]:
+    f["status"] = "Inactive"
+json.dump(c, open(sys.argv[1] + "/run-off.json", "w"))
+PY
+}
 
 if [ "$what" = all ] || [ "$what" = datapath ]; then
   echo "== datapath: parse + attribution + verdict + flow-table update, one core"
@@ -53,23 +75,7 @@ if [ "$what" = all ] || [ "$what" = run ]; then
   SECS=${SECS:-8}
   rcap=$work/run-$RUN_PACKETS.pcap
   [ -s "$rcap" ] || $bin gen --out "$rcap" --packets "$RUN_PACKETS" --seed 11 >/dev/null
-  # Configurations: the example's ENIs without ports (all via the uplink),
-  # security groups padded to 100 rules per ENI; flow logs on, or all off.
-  python3 - "$work" <<'PY'
-import json, sys
-c = json.load(open("config/example.json"))
-for e in c["enis"]:
-    e["port"] = None
-for g in c["security_groups"]:
-    for i in range(100 - len(g["rules"])):
-        g["rules"].append({"direction": "ingress", "policy": "accept" if i % 2 else "drop",
-                           "priority": 1 + i % 100, "ip_protocol": ["tcp", "udp"][i % 2],
-                           "port_range": f"{2000 + i * 7}/{2003 + i * 7}", "cidr": f"10.200.{i}.0/24"})
-json.dump(c, open(sys.argv[1] + "/run-on.json", "w"))
-for f in c["flow_logs"]:
-    f["status"] = "Inactive"
-json.dump(c, open(sys.argv[1] + "/run-off.json", "w"))
-PY
+  run_configs
   vdevs=(--vdev="net_pcap0,rx_pcap=$rcap,infinite_rx=1" --vdev=net_null0,no-rx=1)
   # Two memory set-ups, everyone on the same one in turn: 4 KiB pages
   # (--no-huge, what every machine here allows) and, where the kernel grants
@@ -108,6 +114,89 @@ PY
     done
   done
   rm -f /dev/hugepages/bench-*map_*
+  [ -w "$hp_file" ] && echo "$hp_before" > "$hp_file" 2>/dev/null || true
+fi
+
+if [ "$what" = all ] || [ "$what" = scale ]; then
+  dpkg-query -W -f='${Status}' dpdk-dev 2>/dev/null | grep -q "install ok installed" || \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dpdk-dev >/dev/null
+  # N workers beside testpmd with N forwarding cores: one net_pcap device
+  # with N RX queues (one capture of SCALE_PACKETS per queue, seeds 11..,
+  # replayed forever) into net_null. net_pcap has no RSS, so flowlogd hands
+  # each connection to its owner (--workers N: a handoff), where testpmd
+  # forwards each queue on its own core. testpmd: main lcore 0, forwarding
+  # lcores 1..N; flowlogd: workers on lcores 1..N, its exporter on the rest.
+  NS=${NS:-"1 2 4 6 8 12"}
+  SECS=${SECS:-5}
+  SCALE_PACKETS=${SCALE_PACKETS:-100000}
+  run_configs
+  maxn=0
+  for n in $NS; do
+    if [ "$n" -gt "$maxn" ]; then maxn=$n; fi
+  done
+  for q in $(seq 0 $((maxn - 1))); do
+    [ -s "$work/scale-$q.pcap" ] || $bin gen --out "$work/scale-$q.pcap" --packets "$SCALE_PACKETS" --seed $((11 + q)) >/dev/null
+  done
+  hp_file=/proc/sys/vm/nr_hugepages
+  hp_before=$(cat "$hp_file" 2>/dev/null || echo 0)
+  mem_mode=no-huge
+  if [ "${HUGE:-1}" = 1 ] && [ -w "$hp_file" ]; then
+    mkdir -p /dev/hugepages
+    mount | grep -q " type hugetlbfs" || mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null || true
+    rm -f /dev/hugepages/scale-*map_*
+    want=$(( (maxn * SCALE_PACKETS + 65536 + maxn * 8192) * 4608 / 1048576 / 2 + 1024 ))
+    echo "$want" > "$hp_file" 2>/dev/null || true
+    if [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge "$want" ] && mount | grep -q " type hugetlbfs"; then
+      mem_mode=hugepages
+    fi
+  fi
+  echo "== scale ($mem_mode): N workers / N forwarding cores, net_pcap (N RX queues x $SCALE_PACKETS packets, infinite_rx) -> net_null, ${SECS} s each"
+  for n in $NS; do
+    if [ $((n + 1)) -gt "$(nproc)" ]; then
+      echo "scale: $n workers need $((n + 1)) cores (testpmd's main lcore and $n forwarding); this machine has $(nproc): skipped"
+      continue
+    fi
+    rx=""
+    for q in $(seq 0 $((n - 1))); do rx="$rx,rx_pcap=$work/scale-$q.pcap"; done
+    vdevs=(--vdev="net_pcap0${rx},infinite_rx=1" --vdev=net_null0,no-rx=1)
+    # 4 KiB pages hold one 2.2 KiB mbuf each (DPDK keeps objects within a page).
+    mb=$((n * SCALE_PACKETS + 65536 + n * 8192))
+    common=(--no-pci -m $((mb * 4608 / 1048576 + 1024)) --no-telemetry --log-level lib.eal:error)
+    [ "$mem_mode" = no-huge ] && common=(--no-huge "${common[@]}")
+    rm -f /dev/hugepages/scale-*map_*
+    timeout -s INT $((SECS + 60)) dpdk-testpmd "${common[@]}" -l "0-$n" --file-prefix scale-tp "${vdevs[@]}" -- \
+      --forward-mode=io --stats-period 1 --auto-start --nb-cores="$n" --rxq="$n" --txq="$n" --total-num-mbufs="$mb" \
+      > "$work/scale-tp.log" 2>&1 &
+    pid=$!
+    # Forwarding starts once the captures are loaded: time from there.
+    for _ in $(seq 240); do grep -q Rx-pps "$work/scale-tp.log" && break; kill -0 $pid 2>/dev/null || break; sleep 0.25; done
+    sleep "$SECS"; kill -INT $pid 2>/dev/null || true; wait $pid || true
+    # The median of the per-second samples after the first.
+    tp=$(grep -E 'Rx-pps' "$work/scale-tp.log" | awk '$2 > 0 {print $2}' | tail -n +2 | sort -n |
+      awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0) / 1e6}' || true)
+    echo "BENCH {\"bench\":\"scale\",\"memory\":\"$mem_mode\",\"workers\":$n,\"tool\":\"dpdk-testpmd io\",\"mpps\":$tp}"
+    for mode in off on; do
+      rm -rf "$work/scale-store"
+      rm -f /dev/hugepages/scale-*map_*
+      $bin run --config "$work/run-$mode.json" --out "$work/scale-store" --uplink 1 --workers "$n" --no-socket \
+        --mbufs "$mb" --json -- "${common[@]}" -l "1-$n" --file-prefix "scale-$mode" "${vdevs[@]}" \
+        > "$work/scale-$mode.out" 2>&1 &
+      pid=$!
+      for _ in $(seq 240); do grep -q 'queue(s)' "$work/scale-$mode.out" && break; kill -0 $pid 2>/dev/null || break; sleep 0.25; done
+      sleep "$SECS"; kill -INT $pid 2>/dev/null || true; wait $pid || true
+      tail -1 "$work/scale-$mode.out" | python3 -c '
+import json, sys
+n, mode, mem, tp = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+d = json.loads(sys.stdin.read())
+m = (d["received"] - d["handoff_dropped"]) / d["rx_s"] / 1e6
+print("BENCH " + json.dumps({"bench": "scale", "memory": mem, "workers": int(n),
+      "tool": "flowlogd run, flow logs %s, 100 rules/ENI" % mode, "mpps": round(m, 3),
+      "vs_testpmd": round(m / tp, 2) if tp else None, "handed_off": round(d["handed_off"] / max(1, d["received"]), 3),
+      "handoff_dropped": d["handoff_dropped"]}))' "$n" "$mode" "$mem_mode" "$tp" ||
+        { echo "scale: flowlogd run with $n workers failed:"; tail -3 "$work/scale-$mode.out"; }
+    done
+  done
+  rm -f /dev/hugepages/scale-*map_*
   [ -w "$hp_file" ] && echo "$hp_before" > "$hp_file" 2>/dev/null || true
 fi
 
