@@ -1028,9 +1028,9 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>, rings: Rings)
                 sh.last_rx[w].store(since, Ordering::Relaxed);
             }
         }
-        // Packets other workers handed to this one.
-        // (at most one burst per other worker per turn, so RX is polled
-        // again soon), gathered across the rings into full bursts.
+        // Packets other workers handed to this one, gathered across the
+        // rings into full bursts (at most N bursts a turn, so that RX is
+        // polled again soon).
         let mut handed = 0;
         if sh.by_hash {
             for _ in 0..sh.n {
