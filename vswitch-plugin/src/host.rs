@@ -34,11 +34,10 @@
 //!   port p by worker `(p + q) % N` when the port has fewer than N, else by
 //!   worker q). The worker that receives a packet parses it; if it is
 //!   attributed to an ENI and belongs to another worker, the mbuf goes to
-//!   that worker over a bounded SPSC ring per (from, to) pair, with its
-//!   observation (parsed, attributed, timed on the receiver's clock: the
-//!   owner neither parses it again nor reads its data; `rtrb`, written and
-//!   read a burst at a time: one release store per burst instead of an
-//!   atomic per packet); a full ring drops the packet and counts it
+//!   that worker over a bounded SPSC ring per (from, to) pair (with the
+//!   receiver's packet time; `rtrb`, written and read a burst at a time:
+//!   one release store per burst instead of an atomic per packet); a full
+//!   ring drops the packet and counts it
 //!   (`handoff_dropped`) — it never blocks. Each worker drains its incoming
 //!   rings as well as its RX queues, in full bursts: the room that the
 //!   packets it handed off left in an RX burst is filled from its rings
@@ -85,7 +84,7 @@ use crate::flow::FlowTable;
 use crate::live::{Live, WorkerView};
 use crate::policy::{CompiledPolicy, Policy, PolicyCounters};
 use crate::replay::TABLES_PER_WORKER;
-use crate::wire::{self, LinkType, ParseError};
+use crate::wire::{self, LinkType, PacketMeta, ParseError};
 use crate::worker::{Handoff, Seen, Tripwire, Worker, WorkerCounters, NO_ENI};
 use crossbeam::utils::CachePadded;
 use exporter::config::Config;
@@ -214,10 +213,8 @@ fn wall_ns() -> u64 {
 }
 
 /// Most entries of one handoff ring (it is sized to the mbuf pool, so with
-/// one pool it cannot fill before the pool empties; this caps its memory:
-/// an entry is 96 bytes, a ring at most 1.5 MiB, the 132 rings of 12
-/// workers at most 200 MiB).
-const HANDOFF_RING_MAX: usize = 1 << 14;
+/// one pool it cannot fill before the pool empties; this caps its memory).
+const HANDOFF_RING_MAX: usize = 1 << 16;
 
 /// The packets' clock, as the first packet any worker saw decided it.
 const CLOCK_UNKNOWN: u8 = 0;
@@ -371,14 +368,13 @@ struct Scratch {
     to_eni: [u16; BURST_SIZE],
     verdicts: [Action; BURST_SIZE],
     ns: [u64; BURST_SIZE],
+    kept_ns: [u64; BURST_SIZE],
     owner: [usize; BURST_SIZE],
+    meta: PacketMeta,
 }
 
-/// A handed-off packet and its observation, parsed and attributed by the
-/// worker that received it (with the time, ns, on that worker's clock), and
-/// the configuration generation it was attributed under: the owner neither
-/// parses it again nor reads its data, unless its own generation differs.
-type Handed = (Packet, Seen, u32);
+/// A handed-off packet and its time (ns) on the worker that received it.
+type Handed = (Packet, u64);
 
 /// One worker's ends of the handoff rings: one single-producer,
 /// single-consumer ring per (from, to) pair of workers, written and read a
@@ -389,11 +385,9 @@ struct Rings {
     out: Vec<Option<rtrb::Producer<Handed>>>,
     /// `inc[from]`: packets from worker `from`.
     inc: Vec<Option<rtrb::Consumer<Handed>>>,
-    /// `staged[to]` and `staged_seen[to]`: this RX burst's packets for
-    /// worker `to` and their observations, in order, pushed as one chunk
-    /// (capacity [`BURST_SIZE`] each, reserved up front).
-    staged: Vec<Vec<Packet>>,
-    staged_seen: Vec<Vec<Seen>>,
+    /// `staged[to]`: this RX burst's packets for worker `to`, pushed as one
+    /// chunk (capacity [`BURST_SIZE`], reserved up front).
+    staged: Vec<Vec<Handed>>,
 }
 
 impl Rings {
@@ -405,7 +399,6 @@ impl Rings {
                 out: (0..n).map(|_| None).collect(),
                 inc: (0..n).map(|_| None).collect(),
                 staged: (0..n).map(|_| Vec::with_capacity(BURST_SIZE)).collect(),
-                staged_seen: (0..n).map(|_| Vec::with_capacity(BURST_SIZE)).collect(),
             })
             .collect();
         if cap > 0 {
@@ -940,7 +933,9 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>, rings: Rings)
         to_eni: [LOOK_UP; BURST_SIZE],
         verdicts: [Action::Accept; BURST_SIZE],
         ns: [0; BURST_SIZE],
+        kept_ns: [0; BURST_SIZE],
         owner: [w; BURST_SIZE],
+        meta: PacketMeta::default(),
     };
     let mut started_clock = false;
     // The ring `take_handed` starts from (round robin, so none waits).
@@ -1013,16 +1008,15 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>, rings: Rings)
                     x.ns[i] = r.now_ns;
                 }
                 if sh.by_hash {
-                    let k = hand_off(sh, w, &mut x, &mut r.sum);
+                    hand_off(sh, w, &mut x, &mut r.sum);
                     // The burst's room left by the packets handed off is
                     // filled with packets handed to this worker: one full
                     // burst through the worker, not two partial ones.
-                    let (_, k) =
-                        take_handed(sh, &mut x, &mut r.now_ns, &mut started_clock, &mut rr, k);
-                    finish(sh, w, &mut worker, &mut x, &mut r, k);
+                    take_handed(sh, &mut x, &mut r.now_ns, &mut started_clock, &mut rr);
                 } else {
-                    handle(sh, w, &mut worker, &mut x, &mut r);
+                    x.kept_ns[..n].copy_from_slice(&x.ns[..n]);
                 }
+                handle(sh, w, &mut worker, &mut x, &mut r);
                 // Everything handed off up to now_ns is pushed.
                 sh.pub_ns[w].store(r.now_ns, Ordering::Release);
             }
@@ -1040,13 +1034,12 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>, rings: Rings)
         let mut handed = 0;
         if sh.by_hash {
             for _ in 0..sh.n {
-                let (took, k) =
-                    take_handed(sh, &mut x, &mut r.now_ns, &mut started_clock, &mut rr, 0);
-                if took == 0 {
+                let k = take_handed(sh, &mut x, &mut r.now_ns, &mut started_clock, &mut rr);
+                if k == 0 {
                     break;
                 }
-                handed += took;
-                finish(sh, w, &mut worker, &mut x, &mut r, k);
+                handed += k;
+                handle(sh, w, &mut worker, &mut x, &mut r);
             }
         }
         if all_stopped && handed == 0 {
@@ -1128,165 +1121,112 @@ fn start_clock(sh: &Shared<'_, '_>, now_ns: &mut u64, t: u64, packet_clock: bool
     *now_ns = (*now_ns).max(first);
 }
 
-/// Parses and attributes the packets of `x.rx` (their times in `x.ns`),
-/// each straight into the next free `Seen`; takes the packets another
-/// worker owns out of the burst, with their observations, onto that
-/// worker's ring. The packets left close up at the front, in order, with
-/// their `seen_of` and `to_eni`. Returns the observations kept
-/// (`x.seen[..k]`).
-fn hand_off(sh: &Shared<'_, '_>, w: usize, x: &mut Scratch, sum: &mut RunSummary) -> usize {
+/// Takes the packets of `x.rx` another worker owns out of it, onto that
+/// worker's ring; the rest stay, with their times in `x.kept_ns`.
+fn hand_off(sh: &Shared<'_, '_>, w: usize, x: &mut Scratch, sum: &mut RunSummary) {
     let n = x.rx.len();
-    let mut k = 0;
     for i in 0..n {
         x.rx.prefetch(i + PARSE_AHEAD);
         x.owner[i] = w;
-        x.seen_of[i] = usize::MAX;
-        x.to_eni[i] = LOOK_UP;
-        let s = &mut x.seen[k];
-        match wire::parse(
+        if let Ok(()) = wire::parse(
             LinkType::Ethernet,
             x.rx.data(i),
             x.rx.pkt_len(i),
-            &mut s.meta,
+            &mut x.meta,
         ) {
-            Err(ParseError::NotIp) => sum.not_ip += 1,
-            Err(ParseError::Malformed(_)) => sum.malformed += 1,
-            Ok(()) => {
-                let (out_eni, in_eni) = x.attr.attribute(true, &s.meta);
-                x.to_eni[i] = in_eni;
-                if out_eni == NO_ENI && in_eni == NO_ENI {
-                    // Forwarded by whoever received it.
-                    sum.unmatched += 1;
-                } else {
-                    let ns = x.ns[i];
-                    s.secs = ns / 1_000_000_000;
-                    s.ns = ns;
-                    s.out_eni = out_eni;
-                    s.in_eni = in_eni;
-                    s.host_verdict = None;
-                    let o = (symmetric_hash(&s.meta) % sh.n as u64) as usize;
-                    if o == w {
-                        x.seen_of[i] = k;
-                        k += 1;
-                    } else {
-                        // Its slot is free again for the next packet.
-                        x.owner[i] = o;
-                        x.rings.staged_seen[o].push(*s);
-                    }
-                }
+            let (o, e) = x.attr.attribute(true, &x.meta);
+            if o != NO_ENI || e != NO_ENI {
+                x.owner[i] = (symmetric_hash(&x.meta) % sh.n as u64) as usize;
             }
         }
     }
-    let (owner, seen_of, to_eni) = (&x.owner, &mut x.seen_of, &mut x.to_eni);
-    let cur = Cell::new(0usize);
+    let (owner, ns, kept_ns) = (&x.owner, &x.ns, &mut x.kept_ns);
+    let cur = Cell::new((0usize, 0u64));
     let mut kept = 0;
     let staged = &mut x.rings.staged;
     x.rx.extract(
         |i| {
             if owner[i] == w {
-                // kept <= i: closing up in place reads each entry first.
-                seen_of[kept] = seen_of[i];
-                to_eni[kept] = to_eni[i];
+                kept_ns[kept] = ns[i];
                 kept += 1;
                 false
             } else {
-                cur.set(owner[i]);
+                cur.set((owner[i], ns[i]));
                 true
             }
         },
-        // At most BURST_SIZE per burst: within the reserved capacity.
-        |p| staged[cur.get()].push(p),
+        |p| {
+            let (to, t) = cur.get();
+            // At most BURST_SIZE per burst: within the reserved capacity.
+            staged[to].push((p, t));
+        },
     );
     // One chunk per ring; what a full ring has no room for is freed
     // (dropped).
     let (mut handed, mut dropped) = (0u64, 0u64);
-    let r = &mut x.rings;
-    let gen = x.gen;
-    for ((pk, sn), out) in r.staged.iter_mut().zip(&mut r.staged_seen).zip(&mut r.out) {
-        if pk.is_empty() {
+    for (st, out) in x.rings.staged.iter_mut().zip(&mut x.rings.out) {
+        if st.is_empty() {
             continue;
         }
-        debug_assert_eq!(pk.len(), sn.len());
         if let Some(p) = out {
-            let m = pk.len().min(p.slots());
-            if let Ok(chunk) = p.write_chunk_uninit(m) {
-                let items = pk.drain(..m).zip(sn.drain(..m)).map(|(p, s)| (p, s, gen));
-                handed += chunk.fill_from_iter(items) as u64;
+            let k = st.len().min(p.slots());
+            if let Ok(chunk) = p.write_chunk_uninit(k) {
+                handed += chunk.fill_from_iter(st.drain(..k)) as u64;
             }
         }
-        dropped += pk.len() as u64;
-        pk.clear();
-        sn.clear();
+        dropped += st.len() as u64;
+        st.clear();
     }
     sum.handed_off += handed;
     sum.handoff_dropped += dropped;
-    k
 }
 
 /// Fills `x.rx` up to [`BURST_SIZE`] with packets other workers handed to
-/// this worker, and their observations into `x.seen[k..]` (their times moved
-/// onto this worker's monotone clock), taking from the rings in turn from
-/// `*rr`. Returns how many it took and the observations now in `x.seen`.
+/// this worker (their times, on its monotone clock, in `x.kept_ns` after
+/// those of the packets already there), taking from the rings in turn from
+/// `*rr`. Returns how many it took.
 fn take_handed(
     sh: &Shared<'_, '_>,
     x: &mut Scratch,
     now_ns: &mut u64,
     started_clock: &mut bool,
     rr: &mut usize,
-    mut k: usize,
-) -> (usize, usize) {
+) -> usize {
     let mut took = 0;
     for j in 0..sh.n {
         let from = (*rr + j) % sh.n;
         let Some(ring) = x.rings.inc[from].as_mut() else {
             continue;
         };
-        let m = (BURST_SIZE - x.rx.len()).min(ring.slots());
-        let Ok(chunk) = ring.read_chunk(m) else {
+        let k = (BURST_SIZE - x.rx.len()).min(ring.slots());
+        let Ok(chunk) = ring.read_chunk(k) else {
             continue;
         };
-        for (p, mut s, gen) in chunk {
-            if gen != x.gen {
-                // Attributed under another configuration than the one in
-                // force here (a live change between the two workers'
-                // turns): its ENIs are this generation's.
-                (s.out_eni, s.in_eni) = x.attr.attribute(true, &s.meta);
-            }
+        for (p, ns) in chunk {
             if !*started_clock {
                 *started_clock = true;
-                start_clock(sh, now_ns, s.ns, false);
+                start_clock(sh, now_ns, ns, false);
             }
-            *now_ns = (*now_ns).max(s.ns);
-            s.ns = *now_ns;
-            s.secs = s.ns / 1_000_000_000;
-            let i = x.rx.len();
+            *now_ns = (*now_ns).max(ns);
+            x.kept_ns[x.rx.len()] = *now_ns;
             if x.rx.push(p).is_err() {
                 unreachable!("below BURST_SIZE packets");
             }
-            // The sender's core wrote this mbuf last: its header, which
-            // forwarding reads, is fetched now. Its data is not read.
-            x.rx.prefetch_header(i);
+            // The sender's core wrote this mbuf last: its header is fetched
+            // now, so that the data prefetch in `handle` does not wait on it.
+            x.rx.prefetch_header(x.rx.len() - 1);
             took += 1;
-            x.to_eni[i] = s.in_eni;
-            if s.out_eni == NO_ENI && s.in_eni == NO_ENI {
-                // No longer an ENI's (see above): forwarded, not recorded.
-                x.seen_of[i] = usize::MAX;
-                continue;
-            }
-            x.seen_of[i] = k;
-            x.seen[k] = s;
-            k += 1;
         }
         if x.rx.len() == BURST_SIZE {
             break;
         }
     }
     *rr = (*rr + 1) % sh.n;
-    (took, k)
+    took
 }
 
 /// Parses, attributes, records and forwards the packets of `x.rx` (their
-/// times in `x.ns`); leaves `x.rx` empty.
+/// times in `x.kept_ns`); leaves `x.rx` empty.
 fn handle(
     sh: &Shared<'_, '_>,
     w: usize,
@@ -1301,7 +1241,7 @@ fn handle(
         // The driver wrote the burst's packets before the first is parsed:
         // the early ones have left L1 by now.
         x.rx.prefetch(i + PARSE_AHEAD);
-        let ns = x.ns[i];
+        let ns = x.kept_ns[i];
         x.seen_of[i] = usize::MAX;
         x.to_eni[i] = LOOK_UP;
         // Parsed in place, into the next free `Seen` (no copy of the
@@ -1333,20 +1273,6 @@ fn handle(
             }
         }
     }
-    finish(sh, w, worker, x, r, k);
-}
-
-/// Records the burst's observations `x.seen[..k]` and forwards the packets
-/// of `x.rx` (`seen_of` and `to_eni` filled); leaves `x.rx` empty.
-fn finish(
-    sh: &Shared<'_, '_>,
-    w: usize,
-    worker: &mut Worker<Policy>,
-    x: &mut Scratch,
-    r: &mut WorkerRun,
-    k: usize,
-) {
-    let sum = &mut r.sum;
     // The worker moves its clock packet by packet; it is given the packets
     // one slice at a time, paced (see `Shared::pace`).
     let mut from = 0;
