@@ -131,8 +131,9 @@ if [ "$what" = all ] || [ "$what" = scale ]; then
   SCALE_PACKETS=${SCALE_PACKETS:-100000}
   run_configs
   maxn=0
+  # Captures only for the worker counts this machine has the cores for.
   for n in $NS; do
-    if [ "$n" -gt "$maxn" ]; then maxn=$n; fi
+    if [ "$n" -gt "$maxn" ] && [ $((n + 1)) -le "$(nproc)" ]; then maxn=$n; fi
   done
   for q in $(seq 0 $((maxn - 1))); do
     [ -s "$work/scale-$q.pcap" ] || $bin gen --out "$work/scale-$q.pcap" --packets "$SCALE_PACKETS" --seed $((11 + q)) >/dev/null
