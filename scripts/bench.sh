@@ -179,7 +179,7 @@ if [ "$what" = all ] || [ "$what" = scale ]; then
     for mode in off on; do
       rm -rf "$work/scale-store"
       rm -f /dev/hugepages/scale-*map_*
-      $bin run --config "$work/run-$mode.json" --out "$work/scale-store" --uplink 1 --workers "$n" --no-socket \
+      timeout -k 10 -s INT $((SECS + 120)) $bin run --config "$work/run-$mode.json" --out "$work/scale-store" --uplink 1 --workers "$n" --no-socket \
         --mbufs "$mb" --json -- "${common[@]}" -l "1-$n" --file-prefix "scale-$mode" "${vdevs[@]}" \
         > "$work/scale-$mode.out" 2>&1 &
       pid=$!
