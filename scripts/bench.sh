@@ -52,6 +52,26 @@ json.dump(c, open(sys.argv[1] + "/run-off.json", "w"))
 PY
 }
 
+# 2 MiB hugepages for the forwarding benchmarks, where HUGE=1 (the default)
+# and the kernel grants them: `hugepages_reserve PAGES FREE` reserves PAGES,
+# mounts hugetlbfs and succeeds when FREE pages are there to use;
+# `hugepages_restore` puts the reservation found at the start back.
+hp_file=/proc/sys/vm/nr_hugepages
+hp_before=$(cat "$hp_file" 2>/dev/null || echo 0)
+hugepages_reserve() {
+  [ "${HUGE:-1}" = 1 ] && [ -w "$hp_file" ] || return 1
+  mkdir -p /dev/hugepages
+  mount | grep -q " type hugetlbfs" || mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null || true
+  # Pages a process stopped by a timeout left behind hold the memory.
+  rm -f /dev/hugepages/bench-*map_* /dev/hugepages/scale-*map_*
+  echo "$1" > "$hp_file" 2>/dev/null || true
+  [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge "$2" ] && mount | grep -q " type hugetlbfs"
+}
+hugepages_restore() {
+  rm -f /dev/hugepages/bench-*map_* /dev/hugepages/scale-*map_*
+  if [ -w "$hp_file" ]; then echo "$hp_before" > "$hp_file" 2>/dev/null || true; fi
+}
+
 if [ "$what" = all ] || [ "$what" = datapath ]; then
   echo "== datapath: parse + attribution + verdict + flow-table update, one core"
   for f in $FLOWS; do
@@ -82,17 +102,8 @@ if [ "$what" = all ] || [ "$what" = run ]; then
   # them, 2 MiB hugepages (how DPDK runs in production): 1100 reserved for
   # the run (-m 2048) and the previous reservation put back afterwards.
   memories=(no-huge)
-  hp_file=/proc/sys/vm/nr_hugepages
-  hp_before=$(cat "$hp_file" 2>/dev/null || echo 0)
-  if [ "${HUGE:-1}" = 1 ] && [ -w "$hp_file" ]; then
-    mkdir -p /dev/hugepages
-    mount | grep -q " type hugetlbfs" || mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null || true
-    # Pages a process stopped by the timeout left behind hold the memory.
-    rm -f /dev/hugepages/bench-*map_*
-    echo 1100 > "$hp_file" 2>/dev/null || true
-    if [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge 1024 ] && mount | grep -q " type hugetlbfs"; then
-      memories+=(hugepages)
-    fi
+  if hugepages_reserve 1100 1024; then
+    memories+=(hugepages)
   fi
   for mem in "${memories[@]}"; do
     common=(--no-pci -m 2048 --no-telemetry --log-level lib.eal:error)
@@ -113,8 +124,7 @@ if [ "$what" = all ] || [ "$what" = run ]; then
       echo "BENCH {\"bench\":\"run\",\"memory\":\"$mem\",\"tool\":\"flowlogd run, flow logs $mode, 100 rules/ENI\",\"mpps\":$m,\"vs_testpmd\":$(printf '%.2f' "$r")}"
     done
   done
-  rm -f /dev/hugepages/bench-*map_*
-  [ -w "$hp_file" ] && echo "$hp_before" > "$hp_file" 2>/dev/null || true
+  hugepages_restore
 fi
 
 if [ "$what" = all ] || [ "$what" = scale ]; then
@@ -138,18 +148,10 @@ if [ "$what" = all ] || [ "$what" = scale ]; then
   for q in $(seq 0 $((maxn - 1))); do
     [ -s "$work/scale-$q.pcap" ] || $bin gen --out "$work/scale-$q.pcap" --packets "$SCALE_PACKETS" --seed $((11 + q)) >/dev/null
   done
-  hp_file=/proc/sys/vm/nr_hugepages
-  hp_before=$(cat "$hp_file" 2>/dev/null || echo 0)
   mem_mode=no-huge
-  if [ "${HUGE:-1}" = 1 ] && [ -w "$hp_file" ]; then
-    mkdir -p /dev/hugepages
-    mount | grep -q " type hugetlbfs" || mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null || true
-    rm -f /dev/hugepages/scale-*map_*
-    want=$(( (maxn * SCALE_PACKETS + 65536 + maxn * 8192) * 4608 / 1048576 / 2 + 1024 ))
-    echo "$want" > "$hp_file" 2>/dev/null || true
-    if [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge "$want" ] && mount | grep -q " type hugetlbfs"; then
-      mem_mode=hugepages
-    fi
+  want=$(( (maxn * SCALE_PACKETS + 65536 + maxn * 8192) * 4608 / 1048576 / 2 + 1024 ))
+  if hugepages_reserve "$want" "$want"; then
+    mem_mode=hugepages
   fi
   echo "== scale ($mem_mode): N workers / N forwarding cores, net_pcap (N RX queues x $SCALE_PACKETS packets, infinite_rx) -> net_null, ${SECS} s each"
   for n in $NS; do
@@ -197,8 +199,7 @@ print("BENCH " + json.dumps({"bench": "scale", "memory": mem, "workers": int(n),
         { echo "scale: flowlogd run with $n workers failed:"; tail -3 "$work/scale-$mode.out"; }
     done
   done
-  rm -f /dev/hugepages/scale-*map_*
-  [ -w "$hp_file" ] && echo "$hp_before" > "$hp_file" 2>/dev/null || true
+  hugepages_restore
 fi
 
 # median of the wall times of RUNS runs of a command (stdout/stderr dropped)

@@ -367,8 +367,8 @@ struct Scratch {
     /// attribution), [`NO_ENI`], or [`LOOK_UP`] where it was not parsed.
     to_eni: [u16; BURST_SIZE],
     verdicts: [Action; BURST_SIZE],
+    /// Per packet of `rx`: its time (ns) on this worker's clock.
     ns: [u64; BURST_SIZE],
-    kept_ns: [u64; BURST_SIZE],
     owner: [usize; BURST_SIZE],
     meta: PacketMeta,
 }
@@ -417,6 +417,14 @@ impl Rings {
     fn waiting(&self) -> usize {
         self.inc.iter().flatten().map(|c| c.slots()).sum()
     }
+}
+
+/// One zeroed counter per worker, each on its own cache line (a worker
+/// stores only its own; readers take the sum or the latest).
+fn per_worker(n: usize) -> Vec<CachePadded<AtomicU64>> {
+    (0..n)
+        .map(|_| CachePadded::new(AtomicU64::new(0)))
+        .collect()
 }
 
 /// Runs the host until stopped.
@@ -586,22 +594,16 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         live,
         gen_now: AtomicU32::new(0),
         gen_seen: (0..n).map(|_| AtomicU32::new(0)).collect(),
-        received: (0..n)
-            .map(|_| CachePadded::new(AtomicU64::new(0)))
-            .collect(),
+        received: per_worker(n),
         finished: AtomicUsize::new(0),
         uplink,
         ts,
         clock: &clock,
         first_ns: AtomicU64::new(u64::MAX),
-        pub_ns: (0..n)
-            .map(|_| CachePadded::new(AtomicU64::new(0)))
-            .collect(),
+        pub_ns: per_worker(n),
         mode: AtomicU8::new(CLOCK_UNKNOWN),
         started,
-        last_rx: (0..n)
-            .map(|_| CachePadded::new(AtomicU64::new(0)))
-            .collect(),
+        last_rx: per_worker(n),
         halt: AtomicBool::new(false),
         rx_stopped: AtomicUsize::new(0),
     };
@@ -933,7 +935,6 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>, rings: Rings)
         to_eni: [LOOK_UP; BURST_SIZE],
         verdicts: [Action::Accept; BURST_SIZE],
         ns: [0; BURST_SIZE],
-        kept_ns: [0; BURST_SIZE],
         owner: [w; BURST_SIZE],
         meta: PacketMeta::default(),
     };
@@ -1013,8 +1014,6 @@ fn work(sh: &Shared<'_, '_>, w: usize, mut worker: Worker<Policy>, rings: Rings)
                     // filled with packets handed to this worker: one full
                     // burst through the worker, not two partial ones.
                     take_handed(sh, &mut x, &mut r.now_ns, &mut started_clock, &mut rr);
-                } else {
-                    x.kept_ns[..n].copy_from_slice(&x.ns[..n]);
                 }
                 handle(sh, w, &mut worker, &mut x, &mut r);
                 // Everything handed off up to now_ns is pushed.
@@ -1122,7 +1121,8 @@ fn start_clock(sh: &Shared<'_, '_>, now_ns: &mut u64, t: u64, packet_clock: bool
 }
 
 /// Takes the packets of `x.rx` another worker owns out of it, onto that
-/// worker's ring; the rest stay, with their times in `x.kept_ns`.
+/// worker's ring; the rest close up at the front, with their times in
+/// `x.ns`.
 fn hand_off(sh: &Shared<'_, '_>, w: usize, x: &mut Scratch, sum: &mut RunSummary) {
     let n = x.rx.len();
     for i in 0..n {
@@ -1140,14 +1140,15 @@ fn hand_off(sh: &Shared<'_, '_>, w: usize, x: &mut Scratch, sum: &mut RunSummary
             }
         }
     }
-    let (owner, ns, kept_ns) = (&x.owner, &x.ns, &mut x.kept_ns);
+    let (owner, ns) = (&x.owner, &mut x.ns);
     let cur = Cell::new((0usize, 0u64));
     let mut kept = 0;
     let staged = &mut x.rings.staged;
     x.rx.extract(
         |i| {
             if owner[i] == w {
-                kept_ns[kept] = ns[i];
+                // kept <= i: closing up in place reads each time first.
+                ns[kept] = ns[i];
                 kept += 1;
                 false
             } else {
@@ -1182,7 +1183,7 @@ fn hand_off(sh: &Shared<'_, '_>, w: usize, x: &mut Scratch, sum: &mut RunSummary
 }
 
 /// Fills `x.rx` up to [`BURST_SIZE`] with packets other workers handed to
-/// this worker (their times, on its monotone clock, in `x.kept_ns` after
+/// this worker (their times, on its monotone clock, in `x.ns` after
 /// those of the packets already there), taking from the rings in turn from
 /// `*rr`. Returns how many it took.
 fn take_handed(
@@ -1208,7 +1209,7 @@ fn take_handed(
                 start_clock(sh, now_ns, ns, false);
             }
             *now_ns = (*now_ns).max(ns);
-            x.kept_ns[x.rx.len()] = *now_ns;
+            x.ns[x.rx.len()] = *now_ns;
             if x.rx.push(p).is_err() {
                 unreachable!("below BURST_SIZE packets");
             }
@@ -1226,7 +1227,7 @@ fn take_handed(
 }
 
 /// Parses, attributes, records and forwards the packets of `x.rx` (their
-/// times in `x.kept_ns`); leaves `x.rx` empty.
+/// times in `x.ns`); leaves `x.rx` empty.
 fn handle(
     sh: &Shared<'_, '_>,
     w: usize,
@@ -1241,7 +1242,7 @@ fn handle(
         // The driver wrote the burst's packets before the first is parsed:
         // the early ones have left L1 by now.
         x.rx.prefetch(i + PARSE_AHEAD);
-        let ns = x.kept_ns[i];
+        let ns = x.ns[i];
         x.seen_of[i] = usize::MAX;
         x.to_eni[i] = LOOK_UP;
         // Parsed in place, into the next free `Seen` (no copy of the

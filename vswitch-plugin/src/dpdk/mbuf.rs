@@ -150,8 +150,7 @@ impl Burst {
     #[inline]
     pub fn prefetch_header(&self, i: usize) {
         if i < self.len {
-            // SAFETY: `i < len`: an mbuf we own; prefetch never faults anyway.
-            unsafe { dpdk_sys::rte_prefetch0(self.ptrs[i] as *const std::ffi::c_void) }
+            crate::mem::prefetch(self.ptrs[i]);
         }
     }
 
