@@ -99,25 +99,32 @@ if [ "$what" = all ] || [ "$what" = run ]; then
   vdevs=(--vdev="net_pcap0,rx_pcap=$rcap,infinite_rx=1" --vdev=net_null0,no-rx=1)
   # Two memory set-ups, everyone on the same one in turn: 4 KiB pages
   # (--no-huge, what every machine here allows) and, where the kernel grants
-  # them, 2 MiB hugepages (how DPDK runs in production): 1100 reserved for
-  # the run (-m 2048) and the previous reservation put back afterwards.
+  # them, 2 MiB hugepages (how DPDK runs in production), reserved for the
+  # run and the previous reservation put back afterwards. EAL memory for
+  # RUN_PACKETS + 65536 mbufs: about 2.3 KiB each on hugepages, 4.5 KiB on
+  # 4 KiB pages, plus room for the rest; at least 2 GiB (1100 hugepages for
+  # the 200 000-packet default). RUN_PACKETS=1000000 gives the ~100 000
+  # flows of the example.
+  mbufs=$((RUN_PACKETS + 65536))
+  mem_huge=$(( mbufs * 2368 / 1048576 + 512 )); [ $mem_huge -lt 2048 ] && mem_huge=2048
+  mem_small=$(( mbufs * 4608 / 1048576 + 512 )); [ $mem_small -lt 2048 ] && mem_small=2048
   memories=(no-huge)
-  if hugepages_reserve 1100 1024; then
+  if hugepages_reserve $((mem_huge / 2 + 76)) $((mem_huge / 2)); then
     memories+=(hugepages)
   fi
   for mem in "${memories[@]}"; do
-    common=(--no-pci -m 2048 --no-telemetry --log-level lib.eal:error)
-    [ "$mem" = no-huge ] && common=(--no-huge "${common[@]}")
+    common=(--no-pci -m "$mem_huge" --no-telemetry --log-level lib.eal:error)
+    [ "$mem" = no-huge ] && common=(--no-huge --no-pci -m "$mem_small" --no-telemetry --log-level lib.eal:error)
     echo "== run ($mem): one forwarding core, net_pcap (infinite_rx, $RUN_PACKETS packets) -> net_null, ${SECS} s each"
     timeout -s INT "$SECS" dpdk-testpmd "${common[@]}" -l 0,1 --file-prefix bench-tp "${vdevs[@]}" -- \
-      --forward-mode=io --stats-period 1 --auto-start --nb-cores=1 --total-num-mbufs=$((RUN_PACKETS + 65536)) \
+      --forward-mode=io --stats-period 1 --auto-start --nb-cores=1 --total-num-mbufs=$mbufs \
       > "$work/testpmd.log" 2>&1 || true
     tp=$(grep -E 'Rx-pps' "$work/testpmd.log" | awk '$2 > 0 {v=$2} END {print v / 1e6}')
     echo "BENCH {\"bench\":\"run\",\"memory\":\"$mem\",\"tool\":\"dpdk-testpmd io\",\"mpps\":$tp}"
     for mode in off on; do
       rm -rf "$work/run-store"
       timeout -s INT "$SECS" $bin run --config "$work/run-$mode.json" --out "$work/run-store" --uplink 1 \
-        --mbufs $((RUN_PACKETS + 65536)) --json -- "${common[@]}" -l 0 --file-prefix "bench-$mode" "${vdevs[@]}" \
+        --mbufs $mbufs --json -- "${common[@]}" -l 0 --file-prefix "bench-$mode" "${vdevs[@]}" \
         > "$work/run-$mode.out" 2>&1 || true
       m=$(tail -1 "$work/run-$mode.out" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["mpps"])')
       r=$(echo "$m / $tp" | bc -l)
