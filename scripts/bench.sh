@@ -113,8 +113,10 @@ if [ "$what" = all ] || [ "$what" = run ]; then
     memories+=(hugepages)
   fi
   for mem in "${memories[@]}"; do
-    common=(--no-pci -m "$mem_huge" --no-telemetry --log-level lib.eal:error)
-    [ "$mem" = no-huge ] && common=(--no-huge --no-pci -m "$mem_small" --no-telemetry --log-level lib.eal:error)
+    eal_mb=$mem_huge
+    [ "$mem" = no-huge ] && eal_mb=$mem_small
+    common=(--no-pci -m "$eal_mb" --no-telemetry --log-level lib.eal:error)
+    [ "$mem" = no-huge ] && common=(--no-huge "${common[@]}")
     echo "== run ($mem): one forwarding core, net_pcap (infinite_rx, $RUN_PACKETS packets) -> net_null, ${SECS} s each"
     timeout -s INT "$SECS" dpdk-testpmd "${common[@]}" -l 0,1 --file-prefix bench-tp "${vdevs[@]}" -- \
       --forward-mode=io --stats-period 1 --auto-start --nb-cores=1 --total-num-mbufs=$mbufs \

@@ -417,6 +417,15 @@ impl Rings {
     fn waiting(&self) -> usize {
         self.inc.iter().flatten().map(|c| c.slots()).sum()
     }
+
+    /// Packets this worker's incoming rings hold at most.
+    fn capacity(&self) -> usize {
+        self.inc
+            .iter()
+            .flatten()
+            .map(|c| c.buffer().capacity())
+            .sum()
+    }
 }
 
 /// One zeroed counter per worker, each on its own cache line (a worker
@@ -811,12 +820,7 @@ fn register_telemetry(l: &Arc<Live>) {
 fn publish_worker(l: &Live, w: usize, worker: &Worker<Policy>, rings: &Rings, sum: &RunSummary) {
     let v = WorkerView {
         ring_depth: rings.waiting() as u64,
-        ring_capacity: rings
-            .inc
-            .iter()
-            .flatten()
-            .map(|c| c.buffer().capacity() as u64)
-            .sum(),
+        ring_capacity: rings.capacity() as u64,
         packets_out: sum.forwarded,
         malformed: sum.malformed,
         unmatched: sum.unmatched,

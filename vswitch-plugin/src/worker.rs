@@ -481,8 +481,18 @@ impl<P: Verdicts> Worker<P> {
 
     /// Moves the worker's clock to `secs`: at a slice boundary the table is
     /// retired to the exporter. Idle workers call this too, so windows close.
-    #[inline]
+    /// Within the current slice (nearly every packet) it is one compare;
+    /// the division and the rest are left out of line for a new slice.
+    #[inline(always)]
     pub fn advance(&mut self, secs: u64) {
+        if self.started && secs < self.slice + self.slice_secs {
+            return;
+        }
+        self.start_or_rotate(secs);
+    }
+
+    #[inline(never)]
+    fn start_or_rotate(&mut self, secs: u64) {
         let slice = secs - secs % self.slice_secs;
         if !self.started {
             self.started = true;
@@ -672,11 +682,7 @@ impl<P: Verdicts> Worker<P> {
             if self.verdicts[pi] == Action::Reject {
                 continue;
             }
-            // Within the current slice (the common case) there is nothing
-            // to advance: one compare instead of the call and its division.
-            if !self.started || s.secs >= self.slice + self.slice_secs {
-                self.advance(s.secs);
-            }
+            self.advance(s.secs);
             now_ns = s.ns;
             // Per packet: a table retired by this very burst (a capture's
             // clock can jump minutes within one) may be the one due.
