@@ -12,7 +12,10 @@
 #   scripts/bench.sh query           # flowlogctl top-talkers scan rate over 10M records
 #
 # Environment: PACKETS (replay capture size, default 2000000), RUNS (default 3,
-# the median is reported), FLOWS (datapath flow counts).
+# the median is reported), FLOWS (datapath flow counts); for run: RUN_PACKETS
+# (capture size, default 200000; 1000000 gives about 100 000 flows), SECS
+# (seconds per forwarder, default 8), ROUNDS (alternating rounds, default 3,
+# the medians are reported), HUGE=0 (4 KiB pages only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -67,6 +70,12 @@ hugepages_reserve() {
   echo "$1" > "$hp_file" 2>/dev/null || true
   [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge "$2" ] && mount | grep -q " type hugetlbfs"
 }
+# The median of the numbers given (the mean of the middle two for an even
+# count).
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'
+}
+
 hugepages_restore() {
   rm -f /dev/hugepages/bench-*map_* /dev/hugepages/scale-*map_*
   if [ -w "$hp_file" ]; then echo "$hp_before" > "$hp_file" 2>/dev/null || true; fi
@@ -93,6 +102,7 @@ if [ "$what" = all ] || [ "$what" = run ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dpdk-dev >/dev/null
   RUN_PACKETS=${RUN_PACKETS:-200000}
   SECS=${SECS:-8}
+  ROUNDS=${ROUNDS:-3}
   rcap=$work/run-$RUN_PACKETS.pcap
   [ -s "$rcap" ] || $bin gen --out "$rcap" --packets "$RUN_PACKETS" --seed 11 >/dev/null
   run_configs
@@ -117,21 +127,49 @@ if [ "$what" = all ] || [ "$what" = run ]; then
     [ "$mem" = no-huge ] && eal_mb=$mem_small
     common=(--no-pci -m "$eal_mb" --no-telemetry --log-level lib.eal:error)
     [ "$mem" = no-huge ] && common=(--no-huge "${common[@]}")
-    echo "== run ($mem): one forwarding core, net_pcap (infinite_rx, $RUN_PACKETS packets) -> net_null, ${SECS} s each"
-    timeout -s INT "$SECS" dpdk-testpmd "${common[@]}" -l 0,1 --file-prefix bench-tp "${vdevs[@]}" -- \
-      --forward-mode=io --stats-period 1 --auto-start --nb-cores=1 --total-num-mbufs=$mbufs \
-      > "$work/testpmd.log" 2>&1 || true
-    tp=$(grep -E 'Rx-pps' "$work/testpmd.log" | awk '$2 > 0 {v=$2} END {print v / 1e6}')
-    echo "BENCH {\"bench\":\"run\",\"memory\":\"$mem\",\"tool\":\"dpdk-testpmd io\",\"mpps\":$tp}"
-    for mode in off on; do
-      rm -rf "$work/run-store"
-      timeout -s INT "$SECS" $bin run --config "$work/run-$mode.json" --out "$work/run-store" --uplink 1 \
-        --mbufs $mbufs --json -- "${common[@]}" -l 0 --file-prefix "bench-$mode" "${vdevs[@]}" \
-        > "$work/run-$mode.out" 2>&1 || true
-      m=$(tail -1 "$work/run-$mode.out" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["mpps"])')
-      r=$(echo "$m / $tp" | bc -l)
-      echo "BENCH {\"bench\":\"run\",\"memory\":\"$mem\",\"tool\":\"flowlogd run, flow logs $mode, 100 rules/ENI\",\"mpps\":$m,\"vs_testpmd\":$(printf '%.2f' "$r")}"
+    echo "== run ($mem): one forwarding core, net_pcap (infinite_rx, $RUN_PACKETS packets) -> net_null, ${SECS} s each, $ROUNDS rounds"
+    # Rounds alternate the order (testpmd, off, on; then on, off, testpmd),
+    # so that neither side always runs first after a quiet spell; each
+    # flowlogd figure is compared with its own round's testpmd, and the
+    # summary gives the medians (this VM's timings drift by 10% between
+    # minutes).
+    declare -A got=()
+    for round in $(seq "$ROUNDS"); do
+      order=(testpmd off on)
+      [ $((round % 2)) = 0 ] && order=(on off testpmd)
+      declare -A mpps=()
+      for t in "${order[@]}"; do
+        rm -f /dev/hugepages/bench-*map_*
+        if [ "$t" = testpmd ]; then
+          timeout -s INT "$SECS" dpdk-testpmd "${common[@]}" -l 0,1 --file-prefix bench-tp "${vdevs[@]}" -- \
+            --forward-mode=io --stats-period 1 --auto-start --nb-cores=1 --total-num-mbufs=$mbufs \
+            > "$work/testpmd.log" 2>&1 || true
+          mpps[testpmd]=$(grep -E 'Rx-pps' "$work/testpmd.log" | awk '$2 > 0 {v=$2} END {print v / 1e6}')
+        else
+          rm -rf "$work/run-store"
+          timeout -s INT "$SECS" $bin run --config "$work/run-$t.json" --out "$work/run-store" --uplink 1 \
+            --mbufs $mbufs --json -- "${common[@]}" -l 0 --file-prefix "bench-$t" "${vdevs[@]}" \
+            > "$work/run-$t.out" 2>&1 || true
+          mpps[$t]=$(tail -1 "$work/run-$t.out" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["mpps"])')
+        fi
+      done
+      tp=${mpps[testpmd]}
+      echo "BENCH {\"bench\":\"run\",\"memory\":\"$mem\",\"round\":$round,\"tool\":\"dpdk-testpmd io\",\"mpps\":$tp}"
+      got[testpmd]+=" $tp"
+      for mode in off on; do
+        m=${mpps[$mode]}
+        r=$(printf '%.3f' "$(echo "$m / $tp" | bc -l)")
+        echo "BENCH {\"bench\":\"run\",\"memory\":\"$mem\",\"round\":$round,\"tool\":\"flowlogd run, flow logs $mode, 100 rules/ENI\",\"mpps\":$m,\"vs_testpmd\":$r}"
+        got[$mode]+=" $m"
+        got[$mode-ratio]+=" $r"
+      done
+      unset mpps
     done
+    echo "BENCH {\"bench\":\"run\",\"memory\":\"$mem\",\"median_of\":$ROUNDS,\"tool\":\"dpdk-testpmd io\",\"mpps\":$(median ${got[testpmd]})}"
+    for mode in off on; do
+      echo "BENCH {\"bench\":\"run\",\"memory\":\"$mem\",\"median_of\":$ROUNDS,\"tool\":\"flowlogd run, flow logs $mode, 100 rules/ENI\",\"mpps\":$(median ${got[$mode]}),\"vs_testpmd\":$(median ${got[$mode-ratio]})}"
+    done
+    unset got
   done
   hugepages_restore
 fi
