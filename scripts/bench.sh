@@ -70,6 +70,20 @@ hugepages_reserve() {
   echo "$1" > "$hp_file" 2>/dev/null || true
   [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge "$2" ] && mount | grep -q " type hugetlbfs"
 }
+# run_for SECS LOG READY CMD...: runs CMD (output to LOG) until READY shows in
+# LOG (at most 60 s), then SECS more, then stops it with SIGINT (an orderly
+# stop, which flowlogd reports on).
+run_for() {
+  local secs=$1 log=$2 ready=$3 pid
+  shift 3
+  timeout -k 10 -s INT $((secs + 90)) "$@" > "$log" 2>&1 &
+  pid=$!
+  for _ in $(seq 240); do grep -qF "$ready" "$log" && break; kill -0 $pid 2>/dev/null || break; sleep 0.25; done
+  sleep "$secs"
+  kill -INT $pid 2>/dev/null || true
+  wait $pid || true
+}
+
 # The median of the numbers given (the mean of the middle two for an even
 # count).
 median() {
@@ -140,19 +154,28 @@ if [ "$what" = all ] || [ "$what" = run ]; then
       declare -A mpps=()
       for t in "${order[@]}"; do
         rm -f /dev/hugepages/bench-*map_*
+        # Each runs SECS from the moment it forwards (loading a large
+        # capture into mbufs, and the first touch of fresh hugepages, take
+        # seconds before that).
         if [ "$t" = testpmd ]; then
-          timeout -s INT "$SECS" dpdk-testpmd "${common[@]}" -l 0,1 --file-prefix bench-tp "${vdevs[@]}" -- \
-            --forward-mode=io --stats-period 1 --auto-start --nb-cores=1 --total-num-mbufs=$mbufs \
-            > "$work/testpmd.log" 2>&1 || true
-          mpps[testpmd]=$(grep -E 'Rx-pps' "$work/testpmd.log" | awk '$2 > 0 {v=$2} END {print v / 1e6}')
+          run_for "$SECS" "$work/testpmd.log" Rx-pps dpdk-testpmd "${common[@]}" -l 0,1 --file-prefix bench-tp "${vdevs[@]}" -- \
+            --forward-mode=io --stats-period 1 --auto-start --nb-cores=1 --total-num-mbufs=$mbufs
+          # The median of the per-second samples after the first.
+          mpps[testpmd]=$(grep -E 'Rx-pps' "$work/testpmd.log" | awk '$2 > 0 {print $2}' | tail -n +2 | sort -n |
+            awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0) / 1e6}' || true)
         else
           rm -rf "$work/run-store"
-          timeout -s INT "$SECS" $bin run --config "$work/run-$t.json" --out "$work/run-store" --uplink 1 \
-            --mbufs $mbufs --json -- "${common[@]}" -l 0 --file-prefix "bench-$t" "${vdevs[@]}" \
-            > "$work/run-$t.out" 2>&1 || true
-          mpps[$t]=$(tail -1 "$work/run-$t.out" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["mpps"])')
+          # flowlogd reports the packets it received over the time they flowed.
+          run_for "$SECS" "$work/run-$t.out" 'queue(s)' $bin run --config "$work/run-$t.json" --out "$work/run-store" --uplink 1 \
+            --mbufs $mbufs --json -- "${common[@]}" -l 0 --file-prefix "bench-$t" "${vdevs[@]}"
+          mpps[$t]=$(tail -1 "$work/run-$t.out" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["mpps"])' 2>/dev/null || echo 0)
         fi
       done
+      if [ "$(echo "${mpps[testpmd]} > 0 && ${mpps[on]} > 0 && ${mpps[off]} > 0" | bc)" != 1 ]; then
+        echo "run: round $round ($mem) has no figure for one of them (testpmd ${mpps[testpmd]}, off ${mpps[off]}, on ${mpps[on]}; logs in $work): left out" >&2
+        unset mpps
+        continue
+      fi
       tp=${mpps[testpmd]}
       echo "BENCH {\"bench\":\"run\",\"memory\":\"$mem\",\"round\":$round,\"tool\":\"dpdk-testpmd io\",\"mpps\":$tp}"
       got[testpmd]+=" $tp"
@@ -165,9 +188,11 @@ if [ "$what" = all ] || [ "$what" = run ]; then
       done
       unset mpps
     done
-    echo "BENCH {\"bench\":\"run\",\"memory\":\"$mem\",\"median_of\":$ROUNDS,\"tool\":\"dpdk-testpmd io\",\"mpps\":$(median ${got[testpmd]})}"
+    [ -n "${got[testpmd]:-}" ] || { echo "run ($mem): no round gave figures" >&2; continue; }
+    n=$(echo ${got[testpmd]} | wc -w)
+    echo "BENCH {\"bench\":\"run\",\"memory\":\"$mem\",\"median_of\":$n,\"tool\":\"dpdk-testpmd io\",\"mpps\":$(median ${got[testpmd]})}"
     for mode in off on; do
-      echo "BENCH {\"bench\":\"run\",\"memory\":\"$mem\",\"median_of\":$ROUNDS,\"tool\":\"flowlogd run, flow logs $mode, 100 rules/ENI\",\"mpps\":$(median ${got[$mode]}),\"vs_testpmd\":$(median ${got[$mode-ratio]})}"
+      echo "BENCH {\"bench\":\"run\",\"memory\":\"$mem\",\"median_of\":$n,\"tool\":\"flowlogd run, flow logs $mode, 100 rules/ENI\",\"mpps\":$(median ${got[$mode]}),\"vs_testpmd\":$(median ${got[$mode-ratio]})}"
     done
     unset got
   done
