@@ -76,7 +76,7 @@ hugepages_reserve() {
 run_for() {
   local secs=$1 log=$2 ready=$3 pid
   shift 3
-  timeout -k 10 -s INT $((secs + 90)) "$@" > "$log" 2>&1 &
+  timeout -k 10 -s INT $((secs + 120)) "$@" > "$log" 2>&1 &
   pid=$!
   for _ in $(seq 240); do grep -qF "$ready" "$log" && break; kill -0 $pid 2>/dev/null || break; sleep 0.25; done
   sleep "$secs"
@@ -88,6 +88,14 @@ run_for() {
 # count).
 median() {
   printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'
+}
+
+# testpmd's rate in Mpps from its log (--stats-period 1): the median of the
+# per-second samples after the first; 0 when there is none.
+testpmd_mpps() {
+  local samples
+  samples=$(grep -E 'Rx-pps' "$1" | awk '$2 > 0 {print $2 / 1e6}' | tail -n +2 || true)
+  if [ -n "$samples" ]; then median $samples; else echo 0; fi
 }
 
 hugepages_restore() {
@@ -160,9 +168,7 @@ if [ "$what" = all ] || [ "$what" = run ]; then
         if [ "$t" = testpmd ]; then
           run_for "$SECS" "$work/testpmd.log" Rx-pps dpdk-testpmd "${common[@]}" -l 0,1 --file-prefix bench-tp "${vdevs[@]}" -- \
             --forward-mode=io --stats-period 1 --auto-start --nb-cores=1 --total-num-mbufs=$mbufs
-          # The median of the per-second samples after the first.
-          mpps[testpmd]=$(grep -E 'Rx-pps' "$work/testpmd.log" | awk '$2 > 0 {print $2}' | tail -n +2 | sort -n |
-            awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0) / 1e6}' || true)
+          mpps[testpmd]=$(testpmd_mpps "$work/testpmd.log")
         else
           rm -rf "$work/run-store"
           # flowlogd reports the packets it received over the time they flowed.
@@ -218,7 +224,7 @@ if [ "$what" = all ] || [ "$what" = scale ]; then
     if [ "$n" -gt "$maxn" ] && [ $((n + 1)) -le "$(nproc)" ]; then maxn=$n; fi
   done
   for q in $(seq 0 $((maxn - 1))); do
-    [ -s "$work/scale-$q.pcap" ] || $bin gen --out "$work/scale-$q.pcap" --packets "$SCALE_PACKETS" --seed $((11 + q)) >/dev/null
+    [ -s "$work/scale-$SCALE_PACKETS-$q.pcap" ] || $bin gen --out "$work/scale-$SCALE_PACKETS-$q.pcap" --packets "$SCALE_PACKETS" --seed $((11 + q)) >/dev/null
   done
   mem_mode=no-huge
   want=$(( (maxn * SCALE_PACKETS + 65536 + maxn * 8192) * 4608 / 1048576 / 2 + 1024 ))
@@ -232,33 +238,23 @@ if [ "$what" = all ] || [ "$what" = scale ]; then
       continue
     fi
     rx=""
-    for q in $(seq 0 $((n - 1))); do rx="$rx,rx_pcap=$work/scale-$q.pcap"; done
+    for q in $(seq 0 $((n - 1))); do rx="$rx,rx_pcap=$work/scale-$SCALE_PACKETS-$q.pcap"; done
     vdevs=(--vdev="net_pcap0${rx},infinite_rx=1" --vdev=net_null0,no-rx=1)
     # 4 KiB pages hold one 2.2 KiB mbuf each (DPDK keeps objects within a page).
     mb=$((n * SCALE_PACKETS + 65536 + n * 8192))
     common=(--no-pci -m $((mb * 4608 / 1048576 + 1024)) --no-telemetry --log-level lib.eal:error)
     [ "$mem_mode" = no-huge ] && common=(--no-huge "${common[@]}")
     rm -f /dev/hugepages/scale-*map_*
-    timeout -s INT $((SECS + 60)) dpdk-testpmd "${common[@]}" -l "0-$n" --file-prefix scale-tp "${vdevs[@]}" -- \
-      --forward-mode=io --stats-period 1 --auto-start --nb-cores="$n" --rxq="$n" --txq="$n" --total-num-mbufs="$mb" \
-      > "$work/scale-tp.log" 2>&1 &
-    pid=$!
     # Forwarding starts once the captures are loaded: time from there.
-    for _ in $(seq 240); do grep -q Rx-pps "$work/scale-tp.log" && break; kill -0 $pid 2>/dev/null || break; sleep 0.25; done
-    sleep "$SECS"; kill -INT $pid 2>/dev/null || true; wait $pid || true
-    # The median of the per-second samples after the first.
-    tp=$(grep -E 'Rx-pps' "$work/scale-tp.log" | awk '$2 > 0 {print $2}' | tail -n +2 | sort -n |
-      awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0) / 1e6}' || true)
+    run_for "$SECS" "$work/scale-tp.log" Rx-pps dpdk-testpmd "${common[@]}" -l "0-$n" --file-prefix scale-tp "${vdevs[@]}" -- \
+      --forward-mode=io --stats-period 1 --auto-start --nb-cores="$n" --rxq="$n" --txq="$n" --total-num-mbufs="$mb"
+    tp=$(testpmd_mpps "$work/scale-tp.log")
     echo "BENCH {\"bench\":\"scale\",\"memory\":\"$mem_mode\",\"workers\":$n,\"tool\":\"dpdk-testpmd io\",\"mpps\":$tp}"
     for mode in off on; do
       rm -rf "$work/scale-store"
       rm -f /dev/hugepages/scale-*map_*
-      timeout -k 10 -s INT $((SECS + 120)) $bin run --config "$work/run-$mode.json" --out "$work/scale-store" --uplink 1 --workers "$n" --no-socket \
-        --mbufs "$mb" --json -- "${common[@]}" -l "1-$n" --file-prefix "scale-$mode" "${vdevs[@]}" \
-        > "$work/scale-$mode.out" 2>&1 &
-      pid=$!
-      for _ in $(seq 240); do grep -q 'queue(s)' "$work/scale-$mode.out" && break; kill -0 $pid 2>/dev/null || break; sleep 0.25; done
-      sleep "$SECS"; kill -INT $pid 2>/dev/null || true; wait $pid || true
+      run_for "$SECS" "$work/scale-$mode.out" 'queue(s)' $bin run --config "$work/run-$mode.json" --out "$work/scale-store" --uplink 1 --workers "$n" --no-socket \
+        --mbufs "$mb" --json -- "${common[@]}" -l "1-$n" --file-prefix "scale-$mode" "${vdevs[@]}"
       tail -1 "$work/scale-$mode.out" | python3 -c '
 import json, sys
 n, mode, mem, tp = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
