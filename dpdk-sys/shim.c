@@ -37,7 +37,6 @@ void fl_rte_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned int count) {
     rte_pktmbuf_free_bulk(mbufs, count);
 }
 
-void fl_rte_prefetch0(const void *p) { rte_prefetch0(p); }
 unsigned int fl_rte_lcore_id(void) { return rte_lcore_id(); }
 uint64_t fl_rte_rdtsc(void) { return rte_rdtsc(); }
 uint64_t fl_rte_get_tsc_hz(void) { return rte_get_tsc_hz(); }

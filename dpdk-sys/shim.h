@@ -23,7 +23,6 @@ int fl_rte_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
 char *fl_rte_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 void fl_rte_pktmbuf_free(struct rte_mbuf *m);
 void fl_rte_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned int count);
-void fl_rte_prefetch0(const void *p);
 unsigned int fl_rte_lcore_id(void);
 uint64_t fl_rte_rdtsc(void);
 uint64_t fl_rte_get_tsc_hz(void);

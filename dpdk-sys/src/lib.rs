@@ -27,9 +27,8 @@ pub use self::{
     fl_rte_pktmbuf_append as rte_pktmbuf_append, fl_rte_pktmbuf_free as rte_pktmbuf_free,
     fl_rte_pktmbuf_free_bulk as rte_pktmbuf_free_bulk,
     fl_rte_pktmbuf_rss_hash as rte_pktmbuf_rss_hash,
-    fl_rte_pktmbuf_set_port as rte_pktmbuf_set_port, fl_rte_prefetch0 as rte_prefetch0,
-    fl_rte_rdtsc as rte_rdtsc, fl_rte_ring_count as rte_ring_count,
-    fl_rte_ring_dequeue_burst as rte_ring_dequeue_burst,
+    fl_rte_pktmbuf_set_port as rte_pktmbuf_set_port, fl_rte_rdtsc as rte_rdtsc,
+    fl_rte_ring_count as rte_ring_count, fl_rte_ring_dequeue_burst as rte_ring_dequeue_burst,
     fl_rte_ring_enqueue_burst as rte_ring_enqueue_burst,
 };
 

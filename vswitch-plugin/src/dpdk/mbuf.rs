@@ -138,8 +138,9 @@ impl Burst {
     #[inline]
     pub fn prefetch(&self, i: usize) {
         if i < self.len {
-            // SAFETY: `i < len`: an mbuf we own; prefetch never faults anyway.
-            unsafe { dpdk_sys::rte_prefetch0(dpdk_sys::rte_pktmbuf_mtod(self.ptrs[i])) }
+            // SAFETY: `i < len`: an mbuf we own; mtod only reads its header.
+            // (The prefetch itself is inline, not a call into the C shim.)
+            crate::mem::prefetch(unsafe { dpdk_sys::rte_pktmbuf_mtod(self.ptrs[i]) })
         }
     }
 
