@@ -15,7 +15,10 @@
 # the median is reported), FLOWS (datapath flow counts); for run: RUN_PACKETS
 # (capture size, default 200000; 1000000 gives about 100 000 flows), SECS
 # (seconds per forwarder, default 8), ROUNDS (alternating rounds, default 3,
-# the medians are reported), HUGE=0 (4 KiB pages only).
+# the medians are reported), HUGE=0 (4 KiB pages only), CEILING=1 (two more
+# forwarders each round, for context: testpmd --forward-mode=5tswap, and
+# flowlogd run with ENIs that match no packet, so every packet is parsed and
+# attributed but nothing is judged or recorded).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -36,7 +39,8 @@ cargo build --release --quiet -p vswitch-plugin --bin flowlogd
 
 # The run benchmarks' configurations: the example's ENIs without ports (all
 # via the uplink), security groups padded to 100 rules per ENI; flow logs on
-# (run-on.json), or all off (run-off.json).
+# (run-on.json), or all off (run-off.json); and run-nomatch.json, whose ENIs
+# have MAC addresses no packet carries (the forwarding loop's ceiling).
 run_configs() {
   python3 - "$work" <<'PY'
 import json, sys
@@ -52,6 +56,9 @@ json.dump(c, open(sys.argv[1] + "/run-on.json", "w"))
 for f in c["flow_logs"]:
     f["status"] = "Inactive"
 json.dump(c, open(sys.argv[1] + "/run-off.json", "w"))
+for i, e in enumerate(c["enis"]):
+    e["mac"] = "02:99:99:99:99:%02x" % i
+json.dump(c, open(sys.argv[1] + "/run-nomatch.json", "w"))
 PY
 }
 
@@ -96,6 +103,15 @@ testpmd_mpps() {
   local samples
   samples=$(grep -E 'Rx-pps' "$1" | awk '$2 > 0 {print $2 / 1e6}' | tail -n +2 || true)
   if [ -n "$samples" ]; then median $samples; else echo 0; fi
+}
+
+# The name in the BENCH lines of each forwarder of `run`.
+run_tool() {
+  case $1 in
+    off | on) echo "flowlogd run, flow logs $1, 100 rules/ENI" ;;
+    tp5) echo "dpdk-testpmd 5tswap" ;;
+    nomatch) echo "flowlogd run, ENIs matching no packet" ;;
+  esac
 }
 
 hugepages_restore() {
@@ -150,25 +166,30 @@ if [ "$what" = all ] || [ "$what" = run ]; then
     common=(--no-pci -m "$eal_mb" --no-telemetry --log-level lib.eal:error)
     [ "$mem" = no-huge ] && common=(--no-huge "${common[@]}")
     echo "== run ($mem): one forwarding core, net_pcap (infinite_rx, $RUN_PACKETS packets) -> net_null, ${SECS} s each, $ROUNDS rounds"
-    # Rounds alternate the order (testpmd, off, on; then on, off, testpmd),
-    # so that neither side always runs first after a quiet spell; each
-    # flowlogd figure is compared with its own round's testpmd, and the
-    # summary gives the medians (this VM's timings drift by 10% between
-    # minutes).
+    # Rounds alternate the order (testpmd, off, on; then on, off, testpmd;
+    # with CEILING=1, tp5 and nomatch after on), so that neither side always
+    # runs first after a quiet spell; each figure is compared with its own
+    # round's testpmd, and the summary gives the medians (this VM's timings
+    # drift by 10% between minutes).
+    modes=(off on)
+    [ "${CEILING:-0}" = 1 ] && modes+=(tp5 nomatch)
     declare -A got=()
     for round in $(seq "$ROUNDS"); do
-      order=(testpmd off on)
-      [ $((round % 2)) = 0 ] && order=(on off testpmd)
+      order=(testpmd "${modes[@]}")
+      if [ $((round % 2)) = 0 ]; then
+        for ((a = 0, b = ${#order[@]} - 1; a < b; a++, b--)); do t=${order[a]}; order[a]=${order[b]}; order[b]=$t; done
+      fi
       declare -A mpps=()
       for t in "${order[@]}"; do
         rm -f /dev/hugepages/bench-*map_*
         # Each runs SECS from the moment it forwards (loading a large
         # capture into mbufs, and the first touch of fresh hugepages, take
         # seconds before that).
-        if [ "$t" = testpmd ]; then
-          run_for "$SECS" "$work/testpmd.log" Rx-pps dpdk-testpmd "${common[@]}" -l 0,1 --file-prefix bench-tp "${vdevs[@]}" -- \
-            --forward-mode=io --stats-period 1 --auto-start --nb-cores=1 --total-num-mbufs=$mbufs
-          mpps[testpmd]=$(testpmd_mpps "$work/testpmd.log")
+        if [ "$t" = testpmd ] || [ "$t" = tp5 ]; then
+          fwd=io; [ "$t" = tp5 ] && fwd=5tswap
+          run_for "$SECS" "$work/$t.log" Rx-pps dpdk-testpmd "${common[@]}" -l 0,1 --file-prefix bench-tp "${vdevs[@]}" -- \
+            --forward-mode=$fwd --stats-period 1 --auto-start --nb-cores=1 --total-num-mbufs=$mbufs
+          mpps[$t]=$(testpmd_mpps "$work/$t.log")
         else
           rm -rf "$work/run-store"
           # flowlogd reports the packets it received over the time they flowed.
@@ -177,18 +198,22 @@ if [ "$what" = all ] || [ "$what" = run ]; then
           mpps[$t]=$(tail -1 "$work/run-$t.out" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["mpps"])' 2>/dev/null || echo 0)
         fi
       done
-      if [ "$(echo "${mpps[testpmd]} > 0 && ${mpps[on]} > 0 && ${mpps[off]} > 0" | bc)" != 1 ]; then
-        echo "run: round $round ($mem) has no figure for one of them (testpmd ${mpps[testpmd]}, off ${mpps[off]}, on ${mpps[on]}; logs in $work): left out" >&2
+      missing=""
+      for t in "${order[@]}"; do
+        [ "$(echo "${mpps[$t]} > 0" | bc)" = 1 ] || missing="$missing $t"
+      done
+      if [ -n "$missing" ]; then
+        echo "run: round $round ($mem) has no figure for$missing (logs in $work): left out" >&2
         unset mpps
         continue
       fi
       tp=${mpps[testpmd]}
       echo "BENCH {\"bench\":\"run\",\"memory\":\"$mem\",\"round\":$round,\"tool\":\"dpdk-testpmd io\",\"mpps\":$tp}"
       got[testpmd]+=" $tp"
-      for mode in off on; do
+      for mode in "${modes[@]}"; do
         m=${mpps[$mode]}
         r=$(printf '%.3f' "$(echo "$m / $tp" | bc -l)")
-        echo "BENCH {\"bench\":\"run\",\"memory\":\"$mem\",\"round\":$round,\"tool\":\"flowlogd run, flow logs $mode, 100 rules/ENI\",\"mpps\":$m,\"vs_testpmd\":$r}"
+        echo "BENCH {\"bench\":\"run\",\"memory\":\"$mem\",\"round\":$round,\"tool\":\"$(run_tool "$mode")\",\"mpps\":$m,\"vs_testpmd\":$r}"
         got[$mode]+=" $m"
         got[$mode-ratio]+=" $r"
       done
@@ -197,8 +222,8 @@ if [ "$what" = all ] || [ "$what" = run ]; then
     [ -n "${got[testpmd]:-}" ] || { echo "run ($mem): no round gave figures" >&2; continue; }
     n=$(echo ${got[testpmd]} | wc -w)
     echo "BENCH {\"bench\":\"run\",\"memory\":\"$mem\",\"median_of\":$n,\"tool\":\"dpdk-testpmd io\",\"mpps\":$(median ${got[testpmd]})}"
-    for mode in off on; do
-      echo "BENCH {\"bench\":\"run\",\"memory\":\"$mem\",\"median_of\":$n,\"tool\":\"flowlogd run, flow logs $mode, 100 rules/ENI\",\"mpps\":$(median ${got[$mode]}),\"vs_testpmd\":$(median ${got[$mode-ratio]})}"
+    for mode in "${modes[@]}"; do
+      echo "BENCH {\"bench\":\"run\",\"memory\":\"$mem\",\"median_of\":$n,\"tool\":\"$(run_tool "$mode")\",\"mpps\":$(median ${got[$mode]}),\"vs_testpmd\":$(median ${got[$mode-ratio]})}"
     done
     unset got
   done
