@@ -39,8 +39,9 @@ cargo build --release --quiet -p vswitch-plugin --bin flowlogd
 
 # The run benchmarks' configurations: the example's ENIs without ports (all
 # via the uplink), security groups padded to 100 rules per ENI; flow logs on
-# (run-on.json), or all off (run-off.json); and run-nomatch.json, whose ENIs
-# have MAC addresses no packet carries (the forwarding loop's ceiling).
+# (run-on.json), or all off (run-off.json); and run-nomatch.json, flow logs on
+# with ENIs whose MAC addresses no packet carries (the forwarding loop's
+# ceiling).
 run_configs() {
   python3 - "$work" <<'PY'
 import json, sys
@@ -53,12 +54,13 @@ for g in c["security_groups"]:
                            "priority": 1 + i % 100, "ip_protocol": ["tcp", "udp"][i % 2],
                            "port_range": f"{2000 + i * 7}/{2003 + i * 7}", "cidr": f"10.200.{i}.0/24"})
 json.dump(c, open(sys.argv[1] + "/run-on.json", "w"))
+nomatch = json.loads(json.dumps(c))
+for i, e in enumerate(nomatch["enis"]):
+    e["mac"] = "02:99:99:99:99:%02x" % i
+json.dump(nomatch, open(sys.argv[1] + "/run-nomatch.json", "w"))
 for f in c["flow_logs"]:
     f["status"] = "Inactive"
 json.dump(c, open(sys.argv[1] + "/run-off.json", "w"))
-for i, e in enumerate(c["enis"]):
-    e["mac"] = "02:99:99:99:99:%02x" % i
-json.dump(c, open(sys.argv[1] + "/run-nomatch.json", "w"))
 PY
 }
 
